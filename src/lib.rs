@@ -1,0 +1,9 @@
+//! simfid tells whether an LLM-serving simulator reproduces a real GPU server.
+#![warn(missing_docs)]
+
+pub mod error;
+pub mod exec;
+pub mod model;
+pub mod workload;
+
+pub use error::{Error, Result};
