@@ -4,6 +4,7 @@
 pub mod error;
 pub mod exec;
 pub mod model;
+pub mod sim;
 pub mod workload;
 
 pub use error::{Error, Result};
