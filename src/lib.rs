@@ -3,6 +3,7 @@
 
 pub mod error;
 pub mod exec;
+pub mod fidelity;
 pub mod model;
 pub mod sim;
 pub mod workload;

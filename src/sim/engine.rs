@@ -99,8 +99,10 @@ impl<'a> Simulator<'a> {
             GlobalSchedulerKind::RoundRobin => Router::RoundRobin(0),
             GlobalSchedulerKind::Lor => Router::Lor,
             GlobalSchedulerKind::Random => {
-                let mut rng = crate::workload::pyrandom::PyRandom::new(cfg.seed);
-                Router::Random(Box::new(move |n| rng.randint(1, n as i64) as u32 - 1))
+                let mut rng = crate::workload::pyrandom::PyRandom::seed(cfg.seed);
+                Router::Random(Box::new(move |n| {
+                    rng.randint(1, n as i64).map_or(0, |r| r as u32 - 1)
+                }))
             }
         };
         Ok(Simulator {
@@ -205,9 +207,12 @@ impl<'a> Simulator<'a> {
             .collect();
         left.sort_by_key(|&s| self.reqs[s as usize].id);
         summary.unfinished = left.len() as u64;
-        summary.stalled = !summary.hit_time_limit && !left.is_empty();
+        summary.leaked_kv_blocks = self.replicas.iter().map(|r| r.allocated).sum::<u64>();
+        summary.stalled = !summary.hit_time_limit
+            && (!left.is_empty() || self.replicas.iter().any(|r| !r.is_empty()));
         for s in left {
             self.emit(s, sink)?;
+            summary.leaked_kv_blocks -= self.reqs[s as usize].blocks.unwrap_or(0);
         }
         summary.kv_blocks_per_replica = self.replicas[0].num_blocks;
         Ok(summary)

@@ -184,6 +184,9 @@ pub struct SimSummary {
     pub stalled: bool,
     /// KV blocks per replica.
     pub kv_blocks_per_replica: u64,
+    /// KV blocks still allocated at the end that belong to no unfinished request (Vidur's
+    /// faster_transformer leaks the blocks of requests that finish before their batch does).
+    pub leaked_kv_blocks: u64,
 }
 
 /// Formats a float as Python's `repr` does (shortest round-trip digits; scientific notation

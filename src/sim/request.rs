@@ -64,11 +64,6 @@ impl Request {
         self.prefill + self.decode
     }
 
-    /// Vidur's `has_started_decode`.
-    pub fn has_started_decode(&self) -> bool {
-        self.processed > self.prefill + 1
-    }
-
     /// Vidur's `Request.on_batch_schedule`.
     pub fn on_batch_schedule(&mut self, t: f64) {
         self.latest_iteration_scheduling_delay = t - self.latest_iteration_completed_at;
