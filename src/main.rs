@@ -1,1 +1,63 @@
-fn main() {}
+//! The `simfid` command line.
+
+mod cli;
+
+use clap::{Parser, Subcommand};
+
+/// simfid: is your LLM-serving simulator faithful to the real server?
+#[derive(Parser)]
+#[command(name = "simfid", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Simulate a workload with simfid's own flags (built-in defaults: Qwen3-0.6B on an H100).
+    Simulate(cli::simulate::SimulateArgs),
+    /// Run a simulation with Vidur's own command-line flags (`simfid vidur --help`).
+    #[command(disable_help_flag = true)]
+    Vidur {
+        /// Vidur's flags, e.g. `--replica_config_device a100 …`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Measure simulator speed and memory (20k and 1M requests).
+    Bench(cli::bench::BenchArgs),
+}
+
+fn main() {
+    // A closed pipe (`simfid … | head`) ends the program quietly.
+    #[cfg(unix)]
+    unsafe {
+        libc_sigpipe_default();
+    }
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Simulate(a) => cli::simulate::main(a),
+        Command::Vidur { args } => cli::vidur::main(&args),
+        Command::Bench(a) => cli::bench::main(a),
+    };
+    match result {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("simfid: error: {e:#}");
+            std::process::exit(cli::exit::BAD_INPUT);
+        }
+    }
+}
+
+/// Restores the default SIGPIPE action so that writing to a closed pipe ends the process
+/// instead of panicking in `println!`.
+#[cfg(unix)]
+unsafe fn libc_sigpipe_default() {
+    unsafe extern "C" {
+        fn signal(sig: i32, handler: usize) -> usize;
+    }
+    const SIGPIPE: i32 = 13;
+    const SIG_DFL: usize = 0;
+    unsafe {
+        signal(SIGPIPE, SIG_DFL);
+    }
+}

@@ -1,0 +1,125 @@
+//! Output helpers shared by the subcommands: run folders, summaries, token-time files.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use simfid::fidelity::quantile::quantile;
+use simfid::sim::{RecordSink, RequestRecord, SimSummary, VidurCsvWriter};
+
+/// `YYYY-MM-DD_HH-MM-SS-ffffff` (UTC), the shape of Vidur's run-folder names.
+pub fn timestamp() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = now.as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + (m <= 2) as i64;
+    format!(
+        "{y:04}-{m:02}-{d:02}_{:02}-{:02}-{:02}-{:06}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        now.subsec_micros()
+    )
+}
+
+/// Creates `dir/<timestamp>/` like Vidur does and returns it.
+pub fn run_dir(dir: &Path) -> Result<PathBuf> {
+    let out = dir.join(timestamp());
+    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    Ok(out)
+}
+
+/// Collects what the terminal summary needs while forwarding records to the CSV writer and,
+/// optionally, a token-times file.
+pub struct Tee<W: Write> {
+    pub csv: VidurCsvWriter<W>,
+    pub tokens: Option<std::io::BufWriter<std::fs::File>>,
+    pub ttft: Vec<f64>,
+    pub e2e: Vec<f64>,
+    pub tpot: Vec<f64>,
+    pub itl: Vec<f64>,
+    pub sched: Vec<f64>,
+    /// Keep at most this many ITL samples (a uniform prefix of the run) to bound memory.
+    pub itl_cap: usize,
+}
+
+impl<W: Write> Tee<W> {
+    pub fn new(csv: VidurCsvWriter<W>, tokens: Option<std::fs::File>) -> Self {
+        Tee {
+            csv,
+            tokens: tokens.map(std::io::BufWriter::new),
+            ttft: Vec::new(),
+            e2e: Vec::new(),
+            tpot: Vec::new(),
+            itl: Vec::new(),
+            sched: Vec::new(),
+            itl_cap: 5_000_000,
+        }
+    }
+}
+
+impl<W: Write> RecordSink for Tee<W> {
+    fn record(&mut self, rec: &RequestRecord) -> simfid::Result<()> {
+        if rec.completed {
+            self.ttft.push(rec.ttft());
+            self.e2e.push(rec.e2e());
+            self.sched.push(rec.scheduling_delay);
+            let n = rec.token_times.len();
+            if n > 1 {
+                self.tpot
+                    .push((rec.token_times[n - 1] - rec.token_times[0]) / (n - 1) as f64);
+                if self.itl.len() < self.itl_cap {
+                    self.itl.extend(rec.token_times.windows(2).map(|w| w[1] - w[0]));
+                }
+            }
+        }
+        if let Some(f) = &mut self.tokens {
+            let io = |e| simfid::Error::io("token_times.csv", e);
+            for (i, t) in rec.token_times.iter().enumerate() {
+                writeln!(f, "{},{},{}", rec.id, i, simfid::sim::py_float_repr(*t)).map_err(io)?;
+            }
+        }
+        self.csv.record(rec)
+    }
+}
+
+/// Prints a latency table (ms) and the run's counts.
+pub fn print_summary<W: Write>(tee: &Tee<W>, s: &SimSummary, wall_s: f64) {
+    println!(
+        "simulated {} requests ({} completed, {} unfinished) in {:.3} s of simulated time; \
+         {} iterations; {} restarts; {:.3} s wall ({:.0} requests/s)",
+        s.arrived,
+        s.completed,
+        s.unfinished,
+        s.end_time_s,
+        s.batches,
+        s.restarts,
+        wall_s,
+        s.arrived as f64 / wall_s.max(1e-9)
+    );
+    println!("| metric (ms) | P50 | P90 | P99 | mean |");
+    println!("| --- | --- | --- | --- | --- |");
+    for (name, v) in [
+        ("TTFT (prefill_e2e_time)", &tee.ttft),
+        ("ITL (token gaps)", &tee.itl),
+        ("TPOT (per request)", &tee.tpot),
+        ("E2E (request_e2e_time)", &tee.e2e),
+        ("scheduling delay", &tee.sched),
+    ] {
+        let q = |p| quantile(v, p).map_or("-".to_string(), |x| format!("{:.2}", x * 1e3));
+        let mean = simfid::fidelity::quantile::mean(v)
+            .map_or("-".to_string(), |x| format!("{:.2}", x * 1e3));
+        println!("| {name} | {} | {} | {} | {mean} |", q(0.5), q(0.9), q(0.99));
+    }
+}

@@ -1,0 +1,301 @@
+//! `simfid simulate`: simfid's own flags (or a TOML file with the same keys).
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use serde::Deserialize;
+use simfid::exec::ExecModel;
+use simfid::exec::profile::{OpProfile, ProfileFiles};
+use simfid::exec::roofline::Roofline;
+use simfid::exec::tables::PredictionTables;
+use simfid::exec::vidur::{VidurModel, VidurPredictorConfig};
+use simfid::model::{DeviceSpec, ModelSpec, NodeSpec};
+use simfid::sim::{GlobalSchedulerKind, ReplicaSchedulerKind, SimConfig, Simulator, VidurCsvWriter};
+use simfid::workload::{ArrivalSpec, LengthSpec, RngKind, SyntheticSpec};
+
+use super::output::{Tee, print_summary, run_dir};
+
+/// Flags of `simfid simulate`. Every flag can also be given as a key of the TOML file passed
+/// with `--config` (same name, `-` written `_`); flags on the command line win.
+#[derive(Debug, Default, Clone, Args, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimulateArgs {
+    /// TOML file with any of these options as keys.
+    #[arg(long)]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// Model: a built-in name (Qwen/Qwen3-0.6B, meta-llama/Meta-Llama-3-8B, …) or a config.json.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// GPU: a100, h100, h200, a40.
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Replica scheduler: sarathi, vllm, orca, faster_transformer, lightllm.
+    #[arg(long)]
+    pub scheduler: Option<String>,
+    /// Global scheduler: round_robin, lor, random.
+    #[arg(long)]
+    pub global_scheduler: Option<String>,
+    /// Replicas.
+    #[arg(long)]
+    pub replicas: Option<u32>,
+    /// Tensor parallelism.
+    #[arg(long)]
+    pub tp: Option<u32>,
+    /// Pipeline stages.
+    #[arg(long)]
+    pub pp: Option<u32>,
+    /// Sarathi token budget per iteration.
+    #[arg(long)]
+    pub chunk_size: Option<u32>,
+    /// Most resident requests per replica.
+    #[arg(long)]
+    pub batch_size_cap: Option<u32>,
+    /// Tokens per KV block.
+    #[arg(long)]
+    pub block_size: Option<u32>,
+    /// KV blocks per replica (default: Vidur's memory planner).
+    #[arg(long)]
+    pub num_blocks: Option<u64>,
+    /// Fraction of KV blocks kept free at admission.
+    #[arg(long)]
+    pub watermark: Option<f64>,
+    /// vLLM/LightLLM token budget.
+    #[arg(long)]
+    pub max_tokens_in_batch: Option<u32>,
+    /// Longest request the memory planner sizes for.
+    #[arg(long)]
+    pub max_request_tokens: Option<u32>,
+    /// Execution-time model: `roofline`, `tables:DIR` (Vidur prediction tables) or
+    /// `profile:MLP_CSV,ATTENTION_CSV` (Vidur operator profiles).
+    #[arg(long)]
+    pub exec: Option<String>,
+    /// Workload CSV (trace replay `arrived_at,num_prefill_tokens,num_decode_tokens`).
+    #[arg(long)]
+    pub workload: Option<PathBuf>,
+    /// Synthetic workload: number of requests.
+    #[arg(long)]
+    pub num_requests: Option<u64>,
+    /// Synthetic workload: arrival rate (requests/s).
+    #[arg(long)]
+    pub qps: Option<f64>,
+    /// Synthetic workload: poisson, gamma or static.
+    #[arg(long)]
+    pub arrival: Option<String>,
+    /// Gamma arrivals: shape (vLLM bench's burstiness; 1 = Poisson).
+    #[arg(long)]
+    pub burstiness: Option<f64>,
+    /// Synthetic workload: uniform, fixed or zipf lengths.
+    #[arg(long)]
+    pub lengths: Option<String>,
+    /// uniform/zipf: smallest prompt+output.
+    #[arg(long)]
+    pub min_tokens: Option<u32>,
+    /// uniform/zipf: largest prompt+output.
+    #[arg(long)]
+    pub max_tokens: Option<u32>,
+    /// uniform/zipf: prompt:output ratio.
+    #[arg(long)]
+    pub pd_ratio: Option<f64>,
+    /// fixed: prompt tokens.
+    #[arg(long)]
+    pub prefill: Option<u32>,
+    /// fixed: output tokens.
+    #[arg(long)]
+    pub decode: Option<u32>,
+    /// Seed of the synthetic workload.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Output folder (a timestamped run folder is created inside).
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+    /// Also write token_times.csv.
+    #[arg(long)]
+    #[serde(default)]
+    pub token_times: bool,
+}
+
+impl SimulateArgs {
+    /// Fills unset options from the TOML file named by `--config`.
+    fn merged(mut self) -> Result<SimulateArgs> {
+        let Some(path) = self.config.clone() else {
+            return Ok(self);
+        };
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let file: SimulateArgs =
+            toml::from_str(&text).with_context(|| format!("{}: invalid configuration", path.display()))?;
+        macro_rules! fill {
+            ($($f:ident),*) => { $( if self.$f.is_none() { self.$f = file.$f; } )* };
+        }
+        fill!(
+            model, device, scheduler, global_scheduler, replicas, tp, pp, chunk_size,
+            batch_size_cap, block_size, num_blocks, watermark, max_tokens_in_batch,
+            max_request_tokens, exec, workload, num_requests, qps, arrival, burstiness, lengths,
+            min_tokens, max_tokens, pd_ratio, prefill, decode, seed, output
+        );
+        self.token_times |= file.token_times;
+        Ok(self)
+    }
+}
+
+/// Builds the execution-time model named by `--exec`.
+pub fn exec_model(
+    spec: &str,
+    model: &ModelSpec,
+    cfg: &SimConfig,
+) -> Result<(Box<dyn ExecModel>, String)> {
+    let (tp, pp) = (cfg.tensor_parallel_size, cfg.num_pipeline_stages);
+    if spec == "roofline" {
+        return Ok((
+            Box::new(Roofline::new(model, &cfg.device, tp, pp)?),
+            format!("roofline ({} at 50% of peak FLOP/s, 70% of HBM bandwidth)", cfg.device.name),
+        ));
+    }
+    if let Some(dir) = spec.strip_prefix("tables:") {
+        let t = PredictionTables::load(Path::new(dir))?;
+        return Ok((
+            Box::new(VidurModel::new(&t, model, tp, pp, &VidurPredictorConfig::default())?),
+            format!("Vidur prediction tables in {dir}"),
+        ));
+    }
+    if let Some(files) = spec.strip_prefix("profile:") {
+        let parts: Vec<&str> = files.split(',').collect();
+        let [mlp, attention, rest @ ..] = parts.as_slice() else {
+            bail!("--exec profile:MLP_CSV,ATTENTION_CSV[,ALL_REDUCE_CSV[,SEND_RECV_CSV]]");
+        };
+        let files = ProfileFiles {
+            mlp: mlp.into(),
+            attention: attention.into(),
+            all_reduce: rest.first().map(PathBuf::from),
+            send_recv: rest.get(1).map(PathBuf::from),
+        };
+        let node = NodeSpec::builtin(&format!("{}_pairwise_nvlink", cfg.device.name))
+            .or_else(|_| NodeSpec::builtin("a100_pairwise_nvlink"))?;
+        let p = OpProfile::load(&files, model, tp, pp, cfg.scheduler.block_size, &node)?;
+        return Ok((
+            Box::new(VidurModel::new(&p, model, tp, pp, &VidurPredictorConfig::default())?),
+            format!("Vidur operator profiles {files:?}"),
+        ));
+    }
+    bail!("--exec must be roofline, tables:DIR or profile:MLP_CSV,ATTENTION_CSV (got '{spec}')")
+}
+
+/// Runs `simfid simulate`; returns the exit code.
+pub fn main(args: SimulateArgs) -> Result<i32> {
+    let a = args.merged()?;
+    let model = ModelSpec::resolve(a.model.as_deref().unwrap_or("Qwen/Qwen3-0.6B"))?;
+    let device = DeviceSpec::builtin(a.device.as_deref().unwrap_or("h100"))?;
+    let kind = ReplicaSchedulerKind::parse(a.scheduler.as_deref().unwrap_or("sarathi"))?;
+    let mut cfg = SimConfig::new(model.clone(), device, kind);
+    cfg.global_scheduler =
+        GlobalSchedulerKind::parse(a.global_scheduler.as_deref().unwrap_or("round_robin"))?;
+    cfg.num_replicas = a.replicas.unwrap_or(1);
+    cfg.tensor_parallel_size = a.tp.unwrap_or(1);
+    cfg.num_pipeline_stages = a.pp.unwrap_or(1);
+    cfg.max_request_tokens = a.max_request_tokens.unwrap_or(4096);
+    let s = &mut cfg.scheduler;
+    s.chunk_size = a.chunk_size.unwrap_or(s.chunk_size);
+    s.batch_size_cap = a.batch_size_cap.unwrap_or(s.batch_size_cap);
+    s.block_size = a.block_size.unwrap_or(s.block_size);
+    s.num_blocks = a.num_blocks;
+    s.watermark_blocks_fraction = a.watermark.unwrap_or(s.watermark_blocks_fraction);
+    s.max_tokens_in_batch = a.max_tokens_in_batch.unwrap_or(s.max_tokens_in_batch);
+    cfg.seed = a.seed.unwrap_or(42);
+    cfg.validate()?;
+    let (exec, exec_desc) = exec_model(a.exec.as_deref().unwrap_or("roofline"), &model, &cfg)?;
+
+    let workload = match &a.workload {
+        Some(path) => simfid::workload::read_workload_csv(path)?,
+        None => {
+            let qps = a.qps.unwrap_or(8.0);
+            let arrival = match a.arrival.as_deref().unwrap_or("poisson") {
+                "poisson" => ArrivalSpec::Poisson { qps, vidur_clip: false },
+                "gamma" => ArrivalSpec::Gamma { qps, burstiness: a.burstiness.unwrap_or(1.0) },
+                "static" => ArrivalSpec::Static,
+                other => bail!("--arrival must be poisson, gamma or static (got '{other}')"),
+            };
+            let length = match a.lengths.as_deref().unwrap_or("uniform") {
+                "uniform" => LengthSpec::Uniform {
+                    min_tokens: a.min_tokens.unwrap_or(64),
+                    max_tokens: a.max_tokens.unwrap_or(2048),
+                    prefill_to_decode_ratio: a.pd_ratio.unwrap_or(8.0),
+                },
+                "fixed" => LengthSpec::Fixed {
+                    prefill: a.prefill.unwrap_or(512),
+                    decode: a.decode.unwrap_or(128),
+                },
+                "zipf" => LengthSpec::Zipf {
+                    min_tokens: a.min_tokens.unwrap_or(64),
+                    max_tokens: a.max_tokens.unwrap_or(2048),
+                    theta: 0.6,
+                    scramble: false,
+                    prefill_to_decode_ratio: a.pd_ratio.unwrap_or(8.0),
+                    seed: a.seed.unwrap_or(42),
+                },
+                other => bail!("--lengths must be uniform, fixed or zipf (got '{other}')"),
+            };
+            SyntheticSpec {
+                length,
+                arrival,
+                num_requests: Some(a.num_requests.unwrap_or(1000)),
+                duration_s: None,
+                seed: a.seed.unwrap_or(42),
+                rng: RngKind::Pcg,
+            }
+            .generate()?
+        }
+    };
+
+    let dir = run_dir(a.output.as_deref().unwrap_or(Path::new("simfid_output")))?;
+    simfid::workload::write_workload_csv(&dir.join("workload.csv"), &workload)?;
+    let csv_path = dir.join("request_metrics.csv");
+    let file = std::fs::File::create(&csv_path)
+        .with_context(|| format!("cannot create {}", csv_path.display()))?;
+    let tokens = if a.token_times {
+        let p = dir.join("token_times.csv");
+        let mut f = std::fs::File::create(&p)?;
+        use std::io::Write;
+        writeln!(f, "request_id,token_index,time_s")?;
+        Some(f)
+    } else {
+        None
+    };
+    std::fs::write(
+        dir.join("simfid_config.json"),
+        serde_json::to_string_pretty(&serde_json::json!({
+            "simfid_version": env!("CARGO_PKG_VERSION"),
+            "sim_config": cfg,
+            "execution_time_model": exec_desc,
+            "workload": workload.source,
+        }))?,
+    )?;
+    let mut tee = Tee::new(VidurCsvWriter::new(std::io::BufWriter::new(file))?, tokens);
+    let mut sim = Simulator::new(cfg, exec.as_ref())?;
+    let start = Instant::now();
+    let summary = sim.run(workload.requests.iter().copied(), &mut tee)?;
+    let wall = start.elapsed().as_secs_f64();
+    if let Some(t) = &mut tee.tokens {
+        use std::io::Write;
+        t.flush()?;
+    }
+    println!("simfid: {} on {} ({} scheduler), workload: {}", model.name, sim_device(&a), kind.name(), workload.source);
+    println!("simfid: execution-time model: {exec_desc}");
+    print_summary(&tee, &summary, wall);
+    tee.csv.finish().with_context(|| csv_path.display().to_string())?;
+    println!("simfid: wrote {} (and workload.csv, simfid_config.json)", csv_path.display());
+    if summary.stalled {
+        eprintln!(
+            "simfid: error: the simulation stalled with {} unfinished requests",
+            summary.unfinished
+        );
+        return Ok(super::exit::STALLED);
+    }
+    Ok(0)
+}
+
+fn sim_device(a: &SimulateArgs) -> String {
+    a.device.clone().unwrap_or_else(|| "h100".into())
+}
