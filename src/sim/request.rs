@@ -79,22 +79,24 @@ impl Request {
     }
 
     /// Vidur's `Request.on_batch_end`; records an output token when one is produced.
+    ///
+    /// Output tokens are counted against the original prompt: the request has produced
+    /// `processed − orig_prefill` tokens. (After a restart Vidur re-prefills the tokens it had
+    /// generated, and a request restarted in the middle of its prefill turns the rest of its
+    /// prompt into one-token "decode" steps; neither produces new output.)
     pub fn on_batch_end(&mut self, t: f64, n: u32) {
-        let was_decoding = self.prefill_complete;
         self.processed += n;
         self.latest_iteration_completed_at = t;
         debug_assert!(self.processed <= self.total_tokens());
-        let mut produced = was_decoding;
         if self.processed == self.prefill {
             self.prefill_complete = true;
             // The prefill iteration also yields the first output token.
             self.processed += 1;
-            produced = true;
             if self.prefill_completed_at == 0.0 {
                 self.prefill_completed_at = t;
             }
         }
-        if produced {
+        if self.processed.saturating_sub(self.orig_prefill) as usize > self.token_times.len() {
             self.token_times.push(t);
         }
         if self.processed == self.total_tokens() {
