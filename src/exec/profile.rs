@@ -40,21 +40,35 @@
 //!   piecewise-linear through the profiled points, and constant beyond the first and last
 //!   profiled point (a forest cannot extrapolate either).
 //! * **Decode attention** (`batch_size`, `kv_cache_size`): the profile is a full grid
-//!   (batch 1..128 × kv 32..4032), so this is bilinear interpolation on that grid, clamped to
+//!   (in the shipped profiles batch 1..128 × kv 32..4032), so this is bilinear interpolation on that grid, clamped to
 //!   its edges (kv 0 reads kv 32, kv 4096 reads kv 4032).
 //! * **Prefill attention** (`kv_cache_size`, `prefill_chunk_size²`): the profile is a ragged
-//!   grid, a triangle `kv + chunk ≤ max_model_len` of chunk rows. Each profiled chunk size is a
+//!   grid (in the shipped profiles a triangle `kv + chunk ≤ max_model_len`) of chunk rows. Each profiled chunk size is a
 //!   row, piecewise-linear in `kv` and held constant beyond that row's largest profiled `kv`;
 //!   between rows the two neighbouring rows are interpolated linearly in `chunk²` (the feature
 //!   Vidur uses, and exact for the quadratic cost of a causal prefill without a cache);
 //!   chunks below the smallest profiled one read the smallest row. So the half of the
 //!   prediction grid outside the profiled triangle carries each chunk's value at its largest
-//!   profiled context, which is also what Vidur's forests predict there.
+//!   profiled context, which is close to what Vidur's forests predict there.
 //!
-//! Interpolating tracks the profiled medians where the forest's piecewise-constant leaves
-//! step between them; the two agree to well under 1 % MAPE on the reference configurations
-//! (see the tests). A query is a binary search per axis: filling the dense 65 × 4096 prefill
-//! grid takes milliseconds.
+//! Interpolating follows the profiled medians where a forest's piecewise-constant leaves
+//! step from one to the next. Against Vidur's own tables of the two reference configurations
+//! (A100, Llama-3-8B TP1 and Llama-2-70B TP2, forests of 250 trees of depth 16) the MAPE over
+//! the whole prediction grid is about 0.5 % averaged over operators, 0.3–0.6 % for every
+//! linear op, all-reduce and decode attention, and 1.3 % for prefill attention (see the
+//! `llama*_within_3_percent_of_vidur` tests; [`grid_mape`] measures it).
+//!
+//! Prefill is where the two differ most, and for a physical reason: the profiled prefill times
+//! step every 64 chunk tokens and are flat in between (chunks 160 and 192 take the same time,
+//! 224 and 256 the next step up), as a kernel working on 64-token query tiles would. A forest
+//! puts each step half-way between two profiled chunks (in chunk²); linear interpolation
+//! ramps across the gap. A tile-aware rule (a profiled chunk stands for every chunk that rounds
+//! up to it) would be closer to the kernel but further from Vidur (2.8 % instead of 1.3 % on
+//! the Llama-3-8B grid), and nearest-neighbour in chunk² would copy the forest (0.6 %);
+//! simfid keeps the plain linear rule, which assumes nothing about the kernel.
+//!
+//! A query is a binary search per axis plus two row evaluations: filling the dense
+//! 65 × 4096 prefill grid takes a few milliseconds.
 //!
 //! # Range
 //!
@@ -1863,15 +1877,7 @@ mod tests {
             "derived/proxy/a100/meta-llama/Meta-Llama-3-8B/attention.csv",
             "a100_Meta-Llama-3-8B_tp1_pp1_proxy-attention_rf-n250-d16-s2",
         );
-        let overall = report.overall().unwrap();
-        assert!(overall < 3.0, "overall MAPE {overall:.3} %\n{report}");
-        assert!(report.pooled().unwrap() < 3.0, "{report}");
-        for o in &report.ops {
-            if let Some(m) = o.mape() {
-                assert!(m < 3.0, "{} MAPE {m:.3} %\n{report}", o.op.name());
-            }
-            assert_eq!(o.zero_mismatches, 0, "{}\n{report}", o.op.name());
-        }
+        assert_within_3_percent(&report);
     }
 
     #[test]
@@ -1885,7 +1891,20 @@ mod tests {
             "a100_Llama-2-70b-hf_tp2_pp1_historic-attention_rf-n250-d16-s2",
         );
         assert!(report.op(GridOp::AllReduce).is_some());
+        assert_within_3_percent(&report);
+    }
+
+    /// The target: overall, pooled and every operator's MAPE below 3 %, and no
+    /// operator non-zero where Vidur predicts 0.
+    fn assert_within_3_percent(report: &MapeReport) {
         let overall = report.overall().unwrap();
         assert!(overall < 3.0, "overall MAPE {overall:.3} %\n{report}");
+        assert!(report.pooled().unwrap() < 3.0, "{report}");
+        for o in &report.ops {
+            if let Some(m) = o.mape() {
+                assert!(m < 3.0, "{} MAPE {m:.3} %\n{report}", o.op.name());
+            }
+            assert_eq!(o.zero_mismatches, 0, "{}\n{report}", o.op.name());
+        }
     }
 }
