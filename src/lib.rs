@@ -3,7 +3,9 @@
 
 pub mod error;
 pub mod exec;
+pub mod fidelity;
 pub mod model;
+pub mod sim;
 pub mod workload;
 
 pub use error::{Error, Result};

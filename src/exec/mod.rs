@@ -6,9 +6,12 @@
 //!   - [`tables::PredictionTables`]: Vidur's own exported prediction tables (exact lookups,
 //!     bit-level parity with Vidur);
 //!   - [`profile::OpProfile`]: Vidur-format operator profiles (`mlp.csv`, `attention.csv`,
-//!     `all_reduce.csv`, `send_recv.csv`) with simfid's own interpolation.
+//!     `all_reduce.csv`, `send_recv.csv`) with simfid's own interpolation;
+//! - [`roofline::Roofline`]: peak FLOP/s and bandwidth of the device, for what-ifs with no
+//!   profile (the built-in default of `simfid simulate`).
 
 pub mod profile;
+pub mod roofline;
 pub mod tables;
 pub mod vidur;
 

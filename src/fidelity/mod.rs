@@ -1,0 +1,3 @@
+//! Fidelity statistics: how a simulated run compares with a real one.
+
+pub mod quantile;

@@ -1,0 +1,430 @@
+//! The discrete-event loop (Vidur's `Simulator`, SPEC §2.2).
+//!
+//! Events are ordered by `(time, creation sequence)`: equal-time events run in the order they
+//! were created, which is what Vidur's heap does (its event-type tie-breaker is dead code, B1).
+//! Arrivals are not stored in the heap: they stream from the workload in arrival order and win
+//! every tie, because Vidur creates all arrival events before any other event. That keeps memory
+//! proportional to the requests in the system, not to the length of the trace.
+
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+
+use super::config::{GlobalSchedulerKind, SimConfig};
+use super::metrics::{RecordSink, RequestRecord, SimSummary};
+use super::replica::{MemoryPlan, Replica, memory_plan};
+use super::request::Request;
+use super::scheduler;
+use crate::error::Result;
+use crate::exec::{BatchItem, ExecModel, StageTime};
+use crate::workload::RequestSpec;
+
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    GlobalSchedule,
+    ReplicaSchedule { r: u32 },
+    StageArrival { r: u32, s: u32, b: u32 },
+    StageSchedule { r: u32, s: u32 },
+    StageEnd { r: u32, s: u32, b: u32 },
+    BatchEnd { r: u32, b: u32 },
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Event {
+    t: f64,
+    seq: u64,
+    kind: Kind,
+}
+
+impl PartialEq for Event {
+    fn eq(&self, o: &Self) -> bool {
+        self.cmp(o) == Ordering::Equal
+    }
+}
+impl Eq for Event {}
+impl PartialOrd for Event {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Event {
+    // Reversed: BinaryHeap is a max-heap, we pop the earliest (time, seq).
+    fn cmp(&self, o: &Self) -> Ordering {
+        o.t.total_cmp(&self.t).then(o.seq.cmp(&self.seq))
+    }
+}
+
+#[derive(Debug, Default)]
+struct Batch {
+    replica: u32,
+    scheduled_at: f64,
+    slots: Vec<u32>,
+    tokens: Vec<u32>,
+    items: Vec<BatchItem>,
+    stage: StageTime,
+}
+
+/// Routes requests to replicas.
+enum Router {
+    RoundRobin(u64),
+    Lor,
+    Random(Box<dyn FnMut(u32) -> u32>),
+}
+
+/// A configured simulator. Build one with [`Simulator::new`], run a workload with
+/// [`Simulator::run`].
+pub struct Simulator<'a> {
+    cfg: SimConfig,
+    exec: &'a dyn ExecModel,
+    plan: MemoryPlan,
+    replicas: Vec<Replica>,
+    router: Router,
+    reqs: Vec<Request>,
+    free_slots: Vec<u32>,
+    batches: Vec<Batch>,
+    free_batches: Vec<u32>,
+    heap: BinaryHeap<Event>,
+    seq: u64,
+    global_queue: Vec<u32>,
+    scratch: Vec<(u32, u32)>,
+    record: RequestRecord,
+}
+
+impl<'a> Simulator<'a> {
+    /// Builds the cluster: memory plan, replicas, router.
+    pub fn new(cfg: SimConfig, exec: &'a dyn ExecModel) -> Result<Simulator<'a>> {
+        cfg.validate()?;
+        let plan = memory_plan(&cfg)?;
+        let replicas = (0..cfg.num_replicas).map(|_| Replica::new(&cfg, &plan)).collect();
+        let router = match cfg.global_scheduler {
+            GlobalSchedulerKind::RoundRobin => Router::RoundRobin(0),
+            GlobalSchedulerKind::Lor => Router::Lor,
+            GlobalSchedulerKind::Random => {
+                let mut rng = crate::workload::pyrandom::PyRandom::seed(cfg.seed);
+                Router::Random(Box::new(move |n| {
+                    rng.randint(1, n as i64).map_or(0, |r| r as u32 - 1)
+                }))
+            }
+        };
+        Ok(Simulator {
+            cfg,
+            exec,
+            plan,
+            replicas,
+            router,
+            reqs: Vec::new(),
+            free_slots: Vec::new(),
+            batches: Vec::new(),
+            free_batches: Vec::new(),
+            heap: BinaryHeap::new(),
+            seq: 0,
+            global_queue: Vec::new(),
+            scratch: Vec::new(),
+            record: RequestRecord::default(),
+        })
+    }
+
+    /// Replaces the source of the `random` global scheduler: `pick(n)` returns a replica in
+    /// `0..n`. `simfid vidur` hands over CPython's `random` stream as the workload generator
+    /// left it, as Vidur does.
+    pub fn with_random_router(mut self, pick: Box<dyn FnMut(u32) -> u32>) -> Self {
+        if matches!(self.router, Router::Random(_)) {
+            self.router = Router::Random(pick);
+        }
+        self
+    }
+
+    /// The memory plan the replicas were built with.
+    pub fn memory_plan(&self) -> MemoryPlan {
+        self.plan
+    }
+
+    /// KV blocks per replica (pinned or planned).
+    pub fn num_blocks(&self) -> u64 {
+        self.replicas[0].num_blocks
+    }
+
+    fn push(&mut self, t: f64, kind: Kind) {
+        self.seq += 1;
+        self.heap.push(Event {
+            t,
+            seq: self.seq,
+            kind,
+        });
+    }
+
+    /// Runs `arrivals` (sorted by arrival time) to completion. Finished requests go to `sink`
+    /// as they finish; requests still unfinished at the end (time limit or a stalled replica)
+    /// are passed at the end with `completed == false`.
+    pub fn run(
+        &mut self,
+        arrivals: impl IntoIterator<Item = RequestSpec>,
+        sink: &mut dyn RecordSink,
+    ) -> Result<SimSummary> {
+        let mut arrivals = arrivals.into_iter().peekable();
+        let mut summary = SimSummary::default();
+        let mut now = 0.0f64;
+        let mut last_arrival: Option<f64> = None;
+        let limit = self.cfg.time_limit_s.filter(|&l| l > 0.0).unwrap_or(f64::INFINITY);
+        loop {
+            let take_arrival = match (arrivals.peek(), self.heap.peek()) {
+                (Some(a), Some(e)) => a.arrival_s <= e.t,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (None, None) => break,
+            };
+            let t = if take_arrival {
+                arrivals.peek().expect("peeked").arrival_s
+            } else {
+                self.heap.peek().expect("peeked").t
+            };
+            if t < now {
+                return Err(crate::Error::Config(format!(
+                    "arrivals are not sorted by time: {t} s after {now} s"
+                )));
+            }
+            now = t;
+            let terminate = now > limit;
+            if take_arrival {
+                let spec = arrivals.next().expect("peeked");
+                let inter = last_arrival.map(|l| spec.arrival_s - l);
+                last_arrival = Some(spec.arrival_s);
+                self.on_arrival(&spec, inter)?;
+                summary.arrived += 1;
+                self.push(now, Kind::GlobalSchedule);
+            } else {
+                let ev = self.heap.pop().expect("peeked");
+                self.handle(ev, sink, &mut summary)?;
+            }
+            if terminate {
+                summary.hit_time_limit = true;
+                break;
+            }
+        }
+        summary.end_time_s = now;
+        // Whatever is left: unfinished requests, in id order.
+        let mut left: Vec<u32> = (0..self.reqs.len() as u32)
+            .filter(|&s| self.reqs[s as usize].alive)
+            .collect();
+        left.sort_by_key(|&s| self.reqs[s as usize].id);
+        summary.unfinished = left.len() as u64;
+        summary.leaked_kv_blocks = self.replicas.iter().map(|r| r.allocated).sum::<u64>();
+        summary.stalled = !summary.hit_time_limit
+            && (!left.is_empty() || self.replicas.iter().any(|r| !r.is_empty()));
+        for s in left {
+            self.emit(s, sink)?;
+            summary.leaked_kv_blocks -= self.reqs[s as usize].blocks.unwrap_or(0);
+        }
+        summary.kv_blocks_per_replica = self.replicas[0].num_blocks;
+        Ok(summary)
+    }
+
+    fn on_arrival(&mut self, spec: &RequestSpec, inter: Option<f64>) -> Result<()> {
+        let slot = match self.free_slots.pop() {
+            Some(s) => s,
+            None => {
+                self.reqs.push(Request::default());
+                self.reqs.len() as u32 - 1
+            }
+        };
+        self.reqs[slot as usize].reset(spec, inter);
+        if spec.prefill_tokens == 0 || spec.decode_tokens == 0 {
+            return Err(crate::Error::Unschedulable {
+                id: spec.id,
+                reason: "prompt and output must each have at least 1 token".into(),
+            });
+        }
+        if self.cfg.strict_admission {
+            self.replicas[0].check_admissible(&self.reqs[slot as usize])?;
+        }
+        self.global_queue.push(slot);
+        Ok(())
+    }
+
+    fn handle(
+        &mut self,
+        ev: Event,
+        sink: &mut dyn RecordSink,
+        summary: &mut SimSummary,
+    ) -> Result<()> {
+        let t = ev.t;
+        match ev.kind {
+            Kind::GlobalSchedule => {
+                let n = self.replicas.len() as u32;
+                let mut touched = 0u64; // bitset for small clusters
+                let mut touched_big: Vec<u32> = Vec::new();
+                // The queue is already in arrival order (Vidur sorts it stably by arrival).
+                let pending: Vec<u32> = if matches!(self.router, Router::Lor) {
+                    self.replicas.iter().map(|r| r.waiting.len() as u32).collect()
+                } else {
+                    Vec::new()
+                };
+                let mut pending = pending;
+                let queue = std::mem::take(&mut self.global_queue);
+                for &slot in &queue {
+                    let r = match &mut self.router {
+                        Router::RoundRobin(c) => {
+                            let r = (*c % n as u64) as u32;
+                            *c += 1;
+                            r
+                        }
+                        Router::Lor => {
+                            let (best, _) = pending
+                                .iter()
+                                .enumerate()
+                                .min_by_key(|&(i, &p)| (p, i))
+                                .expect("≥ 1 replica");
+                            pending[best] += 1;
+                            best as u32
+                        }
+                        Router::Random(pick) => pick(n),
+                    };
+                    self.reqs[slot as usize].replica = r;
+                    self.replicas[r as usize].waiting.push_back(slot);
+                    if r < 64 {
+                        touched |= 1 << r;
+                    } else if !touched_big.contains(&r) {
+                        touched_big.push(r);
+                    }
+                }
+                self.global_queue = queue;
+                self.global_queue.clear();
+                for r in 0..n.min(64) {
+                    if touched & (1 << r) != 0 {
+                        self.push(t, Kind::ReplicaSchedule { r });
+                    }
+                }
+                touched_big.sort_unstable();
+                for r in touched_big {
+                    self.push(t, Kind::ReplicaSchedule { r });
+                }
+            }
+            Kind::ReplicaSchedule { r } => {
+                let num_stages = self.replicas[r as usize].stages.len();
+                let mut formed: [u32; 8] = [0; 8];
+                let mut formed_more: Vec<u32> = Vec::new();
+                let mut count = 0usize;
+                while self.replicas[r as usize].num_running_batches < num_stages {
+                    let mut out = std::mem::take(&mut self.scratch);
+                    scheduler::next_batch(&mut self.replicas[r as usize], &mut self.reqs, &mut out)?;
+                    if out.is_empty() {
+                        self.scratch = out;
+                        break;
+                    }
+                    let b = self.new_batch(r, &out);
+                    self.scratch = out;
+                    self.replicas[r as usize].num_running_batches += 1;
+                    if count < formed.len() {
+                        formed[count] = b;
+                    } else {
+                        formed_more.push(b);
+                    }
+                    count += 1;
+                }
+                for i in 0..count {
+                    let b = if i < formed.len() { formed[i] } else { formed_more[i - formed.len()] };
+                    let batch = &mut self.batches[b as usize];
+                    batch.scheduled_at = t;
+                    for &s in &batch.slots {
+                        self.reqs[s as usize].on_batch_schedule(t);
+                    }
+                }
+                for i in 0..count {
+                    let b = if i < formed.len() { formed[i] } else { formed_more[i - formed.len()] };
+                    self.push(t, Kind::StageArrival { r, s: 0, b });
+                }
+            }
+            Kind::StageArrival { r, s, b } => {
+                self.replicas[r as usize].stages[s as usize].queue.push_back(b);
+                self.push(t, Kind::StageSchedule { r, s });
+            }
+            Kind::StageSchedule { r, s } => {
+                let stage = &mut self.replicas[r as usize].stages[s as usize];
+                if stage.busy {
+                    return Ok(());
+                }
+                let Some(b) = stage.queue.pop_front() else {
+                    return Ok(());
+                };
+                stage.busy = true;
+                let time = self.exec.stage_time(&self.batches[b as usize].items, s as usize)?;
+                let batch = &mut self.batches[b as usize];
+                batch.stage = time;
+                for &slot in &batch.slots {
+                    self.reqs[slot as usize].on_stage_schedule(t);
+                }
+                self.push(t + time.total_s, Kind::StageEnd { r, s, b });
+            }
+            Kind::StageEnd { r, s, b } => {
+                self.replicas[r as usize].stages[s as usize].busy = false;
+                let batch = &self.batches[b as usize];
+                let (e, m) = (batch.stage.total_s, batch.stage.model_s);
+                for &slot in &batch.slots {
+                    self.reqs[slot as usize].on_stage_end(t, e, m);
+                }
+                self.push(t, Kind::StageSchedule { r, s });
+                if s as usize + 1 == self.replicas[r as usize].stages.len() {
+                    self.push(t, Kind::BatchEnd { r, b });
+                } else {
+                    self.push(t, Kind::StageArrival { r, s: s + 1, b });
+                }
+            }
+            Kind::BatchEnd { r, b } => {
+                summary.batches += 1;
+                let batch = std::mem::take(&mut self.batches[b as usize]);
+                for (&slot, &n) in batch.slots.iter().zip(&batch.tokens) {
+                    self.reqs[slot as usize].on_batch_end(t, n);
+                }
+                scheduler::on_batch_end(&mut self.replicas[r as usize], &mut self.reqs, &batch.slots);
+                for &slot in &batch.slots {
+                    if self.reqs[slot as usize].completed {
+                        summary.completed += 1;
+                        summary.restarts += self.reqs[slot as usize].restarts as u64;
+                        self.emit(slot, sink)?;
+                        self.reqs[slot as usize].alive = false;
+                        self.free_slots.push(slot);
+                    }
+                }
+                self.batches[b as usize] = batch;
+                self.free_batches.push(b);
+                self.push(t, Kind::ReplicaSchedule { r });
+            }
+        }
+        Ok(())
+    }
+
+    fn new_batch(&mut self, r: u32, out: &[(u32, u32)]) -> u32 {
+        let b = match self.free_batches.pop() {
+            Some(b) => b,
+            None => {
+                self.batches.push(Batch::default());
+                self.batches.len() as u32 - 1
+            }
+        };
+        let batch = &mut self.batches[b as usize];
+        batch.replica = r;
+        batch.slots.clear();
+        batch.tokens.clear();
+        batch.items.clear();
+        for &(s, n) in out {
+            let req = &self.reqs[s as usize];
+            batch.slots.push(s);
+            batch.tokens.push(n);
+            batch.items.push(BatchItem {
+                num_tokens: n,
+                processed_tokens: req.processed,
+                prefill_complete: req.prefill_complete,
+            });
+        }
+        b
+    }
+
+    fn emit(&mut self, slot: u32, sink: &mut dyn RecordSink) -> Result<()> {
+        let r = &mut self.reqs[slot as usize];
+        let rec = &mut self.record;
+        rec.fill_from(r);
+        std::mem::swap(&mut rec.token_times, &mut r.token_times);
+        let res = sink.record(rec);
+        std::mem::swap(&mut rec.token_times, &mut r.token_times);
+        res
+    }
+}

@@ -1,0 +1,26 @@
+//! The discrete-event simulator of LLM serving, with Vidur's semantics (SPEC §2.2–2.9).
+//!
+//! ```text
+//!  arrivals ─▶ global scheduler ─▶ replica scheduler ─▶ stage 0 ─▶ … ─▶ stage PP−1 ─▶ batch end
+//!             (round_robin|lor|     (vllm|sarathi|orca|  FIFO, one batch at a time,
+//!              random)               faster_transformer|  time from an ExecModel
+//!                                    lightllm; KV blocks)
+//! ```
+//!
+//! Key types: [`SimConfig`] (cluster and scheduler knobs), [`Simulator`] (the event loop),
+//! [`RequestRecord`] (per-request metrics and every output token's time) and [`SimSummary`].
+
+mod config;
+mod engine;
+mod metrics;
+mod replica;
+mod request;
+mod scheduler;
+
+pub use config::{GlobalSchedulerKind, ReplicaSchedulerKind, SchedulerConfig, SimConfig};
+pub use engine::Simulator;
+pub use metrics::{
+    RecordSink, RequestRecord, SimSummary, VIDUR_REQUEST_METRICS_HEADER, VidurCsvWriter,
+    VidurValue, py_float_repr,
+};
+pub use replica::{MemoryPlan, memory_plan};
