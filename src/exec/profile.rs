@@ -938,11 +938,10 @@ pub fn grid_mape(
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-    use std::io::BufRead;
     use std::sync::atomic::{AtomicU32, Ordering};
 
     use super::*;
+    use crate::exec::tables::PredictionTables;
 
     // -----------------------------------------------------------------------------------------
     // Synthetic profiles
@@ -1712,121 +1711,19 @@ mod tests {
     // Against Vidur's own prediction tables (needs the shared data folder)
 
     /// The shared data folder from `SIMFID_SHARED`; `None` (after a note) when it is not set
-    /// outside CI. In CI (`CI=true`) a missing folder fails the test.
+    /// or not a folder, outside CI. In CI (`CI=true`) a missing folder fails the test.
     fn shared_dir() -> Option<PathBuf> {
         match std::env::var_os("SIMFID_SHARED") {
-            Some(dir) => Some(PathBuf::from(dir)),
-            None if std::env::var("CI").is_ok_and(|v| v == "true") => {
-                panic!("SIMFID_SHARED must point to the shared data folder in CI")
-            }
-            None => {
+            Some(dir) if Path::new(&dir).is_dir() => Some(PathBuf::from(dir)),
+            other => {
+                let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+                assert!(
+                    !ci,
+                    "SIMFID_SHARED is {other:?}: CI must point it at the shared folder"
+                );
                 println!("note: SIMFID_SHARED is not set; skipping the comparison with Vidur");
                 None
             }
-        }
-    }
-
-    /// Vidur's dense prediction tables of one configuration, read from `<op>.csv.gz`.
-    struct VidurTables {
-        /// Per op name, the value at `num_tokens - 1`.
-        tokens: HashMap<String, Vec<f64>>,
-        decode: HashMap<(u32, u32), f64>,
-        prefill: HashMap<(u32, u64), f64>,
-    }
-
-    /// Rows of a gzipped prediction table: the integer features, then the prediction.
-    fn read_gz(path: &Path) -> Vec<(Vec<u64>, f64)> {
-        let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
-        let reader = std::io::BufReader::new(flate2::read::GzDecoder::new(file));
-        let mut out = Vec::new();
-        for line in reader.lines().skip(1) {
-            let line = line.unwrap();
-            let mut fields: Vec<&str> = line.split(',').collect();
-            let y: f64 = fields.pop().unwrap().parse().unwrap();
-            // Features are written as integers (or as floats with a zero fraction).
-            let xs = fields
-                .iter()
-                .map(|f| f.parse::<f64>().unwrap() as u64)
-                .collect();
-            out.push((xs, y));
-        }
-        out
-    }
-
-    impl VidurTables {
-        fn load(dir: &Path) -> VidurTables {
-            let mut tokens = HashMap::new();
-            let names = LinearOp::ALL.iter().map(|op| op.name()).chain([
-                "attn_kv_cache_save",
-                "all_reduce",
-                "send_recv",
-            ]);
-            for name in names {
-                let path = dir.join(format!("{name}.csv.gz"));
-                if !path.exists() {
-                    continue;
-                }
-                let rows = read_gz(&path);
-                let mut values = vec![f64::NAN; rows.len()];
-                for (xs, y) in rows {
-                    values[xs[0] as usize - 1] = y;
-                }
-                tokens.insert(name.to_string(), values);
-            }
-            let decode = read_gz(&dir.join("attn_decode.csv.gz"))
-                .into_iter()
-                .map(|(xs, y)| ((xs[0] as u32, xs[1] as u32), y))
-                .collect();
-            let prefill = read_gz(&dir.join("attn_prefill.csv.gz"))
-                .into_iter()
-                .map(|(xs, y)| ((xs[0] as u32, xs[1]), y))
-                .collect();
-            VidurTables {
-                tokens,
-                decode,
-                prefill,
-            }
-        }
-
-        fn by_tokens(&self, name: &str, t: u32) -> Result<f64> {
-            self.tokens
-                .get(name)
-                .and_then(|v| v.get((t as usize).wrapping_sub(1)))
-                .copied()
-                .ok_or_else(|| Error::OutOfRange {
-                    what: format!("{name} at {t}"),
-                })
-        }
-    }
-
-    impl OpTimes for VidurTables {
-        fn linear(&self, op: LinearOp, t: u32) -> Result<f64> {
-            self.by_tokens(op.name(), t)
-        }
-        fn kv_cache_save(&self, t: u32) -> Result<f64> {
-            self.by_tokens("attn_kv_cache_save", t)
-        }
-        fn attn_decode(&self, b: u32, kv: u32) -> Result<f64> {
-            self.decode
-                .get(&(b, kv))
-                .copied()
-                .ok_or_else(|| Error::OutOfRange {
-                    what: format!("attn_decode at {b}, {kv}"),
-                })
-        }
-        fn attn_prefill(&self, kv: u32, c: u64) -> Result<f64> {
-            self.prefill
-                .get(&(kv, c))
-                .copied()
-                .ok_or_else(|| Error::OutOfRange {
-                    what: format!("attn_prefill at {kv}, {c}"),
-                })
-        }
-        fn all_reduce(&self, t: u32) -> Result<f64> {
-            self.by_tokens("all_reduce", t)
-        }
-        fn send_recv(&self, t: u32) -> Result<f64> {
-            self.by_tokens("send_recv", t)
         }
     }
 
@@ -1855,7 +1752,7 @@ mod tests {
         let start = std::time::Instant::now();
         let profile = OpProfile::load(&files, &model, tp, 1, 16, &node).unwrap();
         let loaded = start.elapsed();
-        let reference = VidurTables::load(&data.join("predictions").join(tables));
+        let reference = PredictionTables::load(&data.join("predictions").join(tables)).unwrap();
         let start = std::time::Instant::now();
         let report = grid_mape(&profile, &reference, &PredictionGrid::default(), tp, 1).unwrap();
         println!(
@@ -1906,5 +1803,72 @@ mod tests {
             }
             assert_eq!(o.zero_mismatches, 0, "{}\n{report}", o.op.name());
         }
+    }
+
+    #[test]
+    fn vidur_model_over_the_profile_tracks_vidur_batch_times() {
+        use crate::exec::vidur::{VidurModel, VidurPredictorConfig};
+        use crate::exec::{BatchItem, ExecModel};
+        let Some(shared) = shared_dir() else { return };
+        let data = shared.join("vidur-data");
+        let model = ModelSpec::builtin("meta-llama/Meta-Llama-3-8B").unwrap();
+        let files = ProfileFiles {
+            mlp: data.join("data/profiling/compute/a100/meta-llama/Meta-Llama-3-8B/mlp.csv"),
+            attention: data.join("derived/proxy/a100/meta-llama/Meta-Llama-3-8B/attention.csv"),
+            all_reduce: None,
+            send_recv: None,
+        };
+        let node = NodeSpec::builtin("a100_pairwise_nvlink").unwrap();
+        let profile = OpProfile::load(&files, &model, 1, 1, 16, &node).unwrap();
+        let tables = PredictionTables::load(
+            &data.join("predictions/a100_Meta-Llama-3-8B_tp1_pp1_proxy-attention_rf-n250-d16-s2"),
+        )
+        .unwrap();
+        let cfg = VidurPredictorConfig::default();
+        let ours = VidurModel::new(&profile, &model, 1, 1, &cfg).unwrap();
+        let vidur = VidurModel::new(&tables, &model, 1, 1, &cfg).unwrap();
+        let prefill = |tokens, done| BatchItem {
+            num_tokens: tokens,
+            processed_tokens: done,
+            prefill_complete: false,
+        };
+        let decode = |kv| BatchItem {
+            num_tokens: 1,
+            processed_tokens: kv,
+            prefill_complete: true,
+        };
+        // (name, batch, tolerance %)
+        let batches: Vec<(&str, Vec<BatchItem>, f64)> = vec![
+            ("prefill 512", vec![prefill(512, 0)], 3.0),
+            ("prefill 2000", vec![prefill(2000, 0)], 3.0),
+            ("chunk 512 at kv 1024", vec![prefill(512, 1024)], 3.0),
+            (
+                "32 decodes at kv ~1000",
+                (0..32).map(|i| decode(990 + i)).collect(),
+                3.0,
+            ),
+            ("128 decodes at kv 3000", vec![decode(3000); 128], 3.0),
+            // 264 tokens sit just past a GEMM tile step of the profile (mlp_up_proj 0.291 ms
+            // at 256 tokens, 0.418 ms at 264): simfid returns the profiled medians there, the
+            // forest smooths the step (0.380 ms), so this batch differs by about 7 %.
+            (
+                "mixed: 8 decodes + chunk 256",
+                (0..8)
+                    .map(|_| decode(700))
+                    .chain([prefill(256, 128)])
+                    .collect(),
+                10.0,
+            ),
+        ];
+        for (name, batch, tolerance) in &batches {
+            let a = ours.stage_time(batch, 0).unwrap().model_s;
+            let b = vidur.stage_time(batch, 0).unwrap().model_s;
+            let err = 100.0 * (a - b).abs() / b;
+            println!("{name:<30} profile {a:.6} s  vidur {b:.6} s  {err:.2} %");
+            assert!(err < *tolerance, "{name}: {a} vs {b} ({err:.2} %)");
+        }
+        // At a profiled token count the profile's own median comes back.
+        let up = profile.linear(LinearOp::MlpUpProj, 264).unwrap();
+        assert!((up - 0.418).abs() < 1e-12, "{up}");
     }
 }
