@@ -76,12 +76,16 @@
 //! tokens, batch 1..=128, kv 0..=4096, chunk 1..=4096) and returns [`Error::OutOfRange`]
 //! outside it, as Vidur's tables raise `KeyError`. Inside the box any key is answered, not only
 //! the keys Vidur tabulates (kv need not be a multiple of 64, `chunk_sq` need not be a square).
+//! When a [`VidurModel`](crate::exec::vidur::VidurModel) is configured with a wider grid (Orca's
+//! token range), give the profile the same one:
+//! `profile.with_grid(PredictionGrid::from(&cfg))`.
 
 use std::collections::HashSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::exec::vidur::VidurPredictorConfig;
 use crate::exec::{LinearOp, OpTimes};
 use crate::model::{ModelSpec, NodeSpec};
 
@@ -124,6 +128,20 @@ impl Default for PredictionGrid {
             max_kv_cache_size: 4096,
             kv_granularity: 64,
             max_prefill_chunk_size: 4096,
+        }
+    }
+}
+
+impl From<&VidurPredictorConfig> for PredictionGrid {
+    /// The grid a [`VidurModel`](crate::exec::vidur::VidurModel) with this configuration
+    /// tabulates.
+    fn from(cfg: &VidurPredictorConfig) -> Self {
+        PredictionGrid {
+            max_tokens: cfg.max_tokens,
+            max_batch_size: cfg.max_batch_size,
+            max_kv_cache_size: cfg.max_kv,
+            kv_granularity: cfg.kv_granularity,
+            max_prefill_chunk_size: cfg.max_prefill_chunk,
         }
     }
 }
@@ -1825,6 +1843,7 @@ mod tests {
         )
         .unwrap();
         let cfg = VidurPredictorConfig::default();
+        assert_eq!(PredictionGrid::from(&cfg), *profile.grid());
         let ours = VidurModel::new(&profile, &model, 1, 1, &cfg).unwrap();
         let vidur = VidurModel::new(&tables, &model, 1, 1, &cfg).unwrap();
         let prefill = |tokens, done| BatchItem {
