@@ -4,6 +4,7 @@
 pub mod error;
 pub mod exec;
 pub mod fidelity;
+pub mod fixture;
 pub mod model;
 pub mod sim;
 pub mod workload;
