@@ -17,6 +17,17 @@ pub mod csv;
 pub mod generate;
 pub mod length;
 pub mod pyrandom;
+mod rng;
+
+pub use arrival::ArrivalSpec;
+#[cfg(any())]
+pub use csv::{
+    CsvWorkload, TraceReplayOptions, read_lengths_csv, read_trace_replay_csv, read_workload_csv,
+    write_workload_csv,
+};
+pub use generate::{RngKind, SyntheticIter, SyntheticSpec};
+pub use length::LengthSpec;
+pub use pyrandom::{NumpyRandomState, PyRandom};
 
 use serde::{Deserialize, Serialize};
 
