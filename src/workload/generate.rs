@@ -429,7 +429,7 @@ mod tests {
     #[test]
     fn vidur_zipf_lengths_match_numpy() {
         // Same re-statement as above with Vidur's ZipfGenerator(1024, 4096, 0.6, False, 42)
-        // (its own RandomState(42)) and Poisson 2 QPS; pow from libm (math.pow).
+        // (its own RandomState(42)) and Poisson 2 QPS (the same with NumPy's and libm's pow).
         let spec = SyntheticSpec {
             length: LengthSpec::Zipf {
                 min_tokens: 1024,

@@ -516,3 +516,207 @@ fn splitmix64(x: u64) -> u64 {
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)
 }
+
+#[cfg(test)]
+mod tests {
+    //! Expected values come from Python 3.11.7 with NumPy 1.26.4 / pandas 2.2.3, running Vidur's
+    //! zipf and trace-length semantics with `math.pow` (libm, as simfid uses) for the powers and
+    //! `np.sum` for `zeta`; hard-coded so that the tests need no Python.
+    use super::*;
+
+    fn zipf(min: u32, max: u32, theta: f64, seed: u64) -> Zipf {
+        Zipf::new(min, max, theta, false, seed, RngKind::Vidur).unwrap()
+    }
+
+    #[test]
+    fn pairwise_sum_matches_numpy() {
+        // np.sum(1 / np.arange(1, 1001, dtype=np.float64))
+        let v: Vec<f64> = (1..=1000).map(|i| 1.0 / f64::from(i)).collect();
+        assert_eq!(numpy_pairwise_sum(&v), 7.485470860550345);
+        // np.sum([math.sin(i) * 1e6 for i in range(30000)]): several 8192-element buffers.
+        let v: Vec<f64> = (0..30000).map(|i| f64::from(i).sin() * 1e6).collect();
+        let mut acc = 0.0;
+        for chunk in v.chunks(NUMPY_BUFSIZE) {
+            acc += numpy_pairwise_sum(chunk);
+        }
+        assert_eq!(acc, 1862455.0507597718);
+    }
+
+    #[test]
+    fn zipf_constants_and_draws_match_vidur() {
+        // (min, max, theta, seed, zetan, eta, first draws)
+        type Case = (u32, u32, f64, u64, f64, f64, [i64; 20]);
+        let cases: [Case; 4] = [
+            (
+                1024,
+                4096,
+                0.6,
+                42,
+                60.12520264135422,
+                0.9628787926349996,
+                [
+                    1330, 3745, 2481, 1930, 1070, 1070, 1032, 3200, 1938, 2370, 1025, 3879, 3003,
+                    1112, 1087, 1088, 1216, 1689, 1448, 1198,
+                ],
+            ),
+            (
+                10,
+                100_000,
+                0.99,
+                3,
+                12.778225855706836,
+                0.11125578257647946,
+                [
+                    603, 3694, 36, 381, 30181, 31339, 13, 19, 10, 172, 10, 206, 1875, 33, 2561,
+                    957, 10, 662, 28, 129,
+                ],
+            ),
+            (
+                1,
+                50,
+                0.0,
+                1,
+                49.0,
+                0.9799999999958332,
+                [
+                    22, 37, 1, 16, 9, 6, 11, 18, 21, 28, 22, 35, 12, 45, 2, 34, 22, 29, 8, 11,
+                ],
+            ),
+            (
+                100,
+                200,
+                1.5,
+                9,
+                2.4128740987037163,
+                -10.42825968475652,
+                [
+                    100, 101, 101, 100, 100, 100, 101, 100, 100, 100, 100, 119, 144, 100, 105, 103,
+                    123, 105, 101, 105,
+                ],
+            ),
+        ];
+        for (min, max, theta, seed, zetan, eta, draws) in cases {
+            let mut z = zipf(min, max, theta, seed);
+            assert_eq!(
+                (z.zetan, z.eta),
+                (zetan, eta),
+                "zipf({min}, {max}, {theta})"
+            );
+            let got: Vec<i64> = (0..20).map(|_| z.next()).collect();
+            assert_eq!(got, draws, "zipf({min}, {max}, {theta})");
+        }
+    }
+
+    #[test]
+    fn zipf_scramble_is_deterministic_and_in_range() {
+        let spec = |seed| LengthSpec::Zipf {
+            min_tokens: 100,
+            max_tokens: 1000,
+            theta: 0.9,
+            scramble: true,
+            prefill_to_decode_ratio: 3.0,
+            seed,
+        };
+        let draw = |seed, kind| {
+            let mut s = spec(seed).sampler(kind).unwrap();
+            let mut main = MainRng::new(RngKind::Pcg, 0).unwrap();
+            (0..500)
+                .map(|_| s.next(&mut main).unwrap())
+                .collect::<Vec<_>>()
+        };
+        for kind in [RngKind::Vidur, RngKind::Pcg] {
+            let a = draw(5, kind);
+            assert_eq!(a, draw(5, kind));
+            assert_ne!(a, draw(6, kind));
+            assert!(a.iter().all(|(p, d)| (100.0..=1000.0).contains(&(p + d))));
+        }
+    }
+
+    #[test]
+    fn trace_lengths_match_vidur_preprocessing() {
+        let rows = [
+            (5000.0, 300.0),
+            (4000.7, 200.0),
+            (100.0, 50.0),
+            (1.0, 5000.0),
+            (3.0, 4095.0),
+        ];
+        // Prefill scale 1.5, max_tokens 4096: pandas gives these.
+        let got = trace_lengths(&rows, 1.5, 1.0, 4096).unwrap();
+        assert_eq!(
+            got,
+            [(3938, 157), (3963, 132), (150, 50), (1, 4095), (3, 4092)]
+        );
+        // Rows that truncate to nothing are clipped to 1 + 1 (Vidur crashes on them).
+        assert_eq!(
+            trace_lengths(&[(0.2, 0.9)], 1.0, 1.0, 4096).unwrap(),
+            [(1, 1)]
+        );
+        let e = trace_lengths(&[(1.0, 2.0), (f64::NAN, 1.0)], 1.0, 1.0, 4096).unwrap_err();
+        assert!(e.to_string().contains("row 2"), "{e}");
+    }
+
+    #[test]
+    fn trace_order_is_pandas_sample_order() {
+        let rows: Vec<(f64, f64)> = (0..50).map(|i| (f64::from(i) + 1.0, 1.0)).collect();
+        let spec = LengthSpec::Trace {
+            rows,
+            prefill_scale: 1.0,
+            decode_scale: 1.0,
+            max_tokens: 4096,
+            seed: 42,
+        };
+        let mut s = spec.sampler(RngKind::Vidur).unwrap();
+        let mut main = MainRng::new(RngKind::Vidur, 42).unwrap();
+        let order: Vec<usize> = std::iter::from_fn(|| s.next(&mut main))
+            .map(|(p, _)| p as usize - 1)
+            .collect();
+        // pd.DataFrame({"a": range(50)}).sample(frac=1, random_state=42).index, first ten.
+        assert_eq!(order.len(), 50);
+        assert_eq!(&order[..10], [13, 39, 30, 45, 17, 48, 26, 25, 32, 19]);
+    }
+
+    #[test]
+    fn invalid_specs_are_rejected() {
+        let bad = [
+            LengthSpec::Fixed {
+                prefill: 0,
+                decode: 1,
+            },
+            LengthSpec::Uniform {
+                min_tokens: 10,
+                max_tokens: 5,
+                prefill_to_decode_ratio: 1.0,
+            },
+            LengthSpec::Uniform {
+                min_tokens: 2,
+                max_tokens: 5,
+                prefill_to_decode_ratio: 1.0,
+            },
+            LengthSpec::Uniform {
+                min_tokens: 100,
+                max_tokens: 500,
+                prefill_to_decode_ratio: f64::NAN,
+            },
+            LengthSpec::Zipf {
+                min_tokens: 100,
+                max_tokens: 500,
+                theta: 1.0,
+                scramble: false,
+                prefill_to_decode_ratio: 1.0,
+                seed: 1,
+            },
+            LengthSpec::Zipf {
+                min_tokens: 100,
+                max_tokens: 500,
+                theta: 0.5,
+                scramble: false,
+                prefill_to_decode_ratio: 1.0,
+                seed: 1 << 40,
+            },
+        ];
+        for spec in bad {
+            assert!(spec.sampler(RngKind::Vidur).is_err(), "{spec:?}");
+        }
+    }
+}

@@ -18,9 +18,10 @@ pub mod generate;
 pub mod length;
 pub mod pyrandom;
 mod rng;
+#[cfg(test)]
+mod vidur_tests;
 
 pub use arrival::ArrivalSpec;
-#[cfg(any())]
 pub use csv::{
     CsvWorkload, TraceReplayOptions, read_lengths_csv, read_trace_replay_csv, read_workload_csv,
     write_workload_csv,
