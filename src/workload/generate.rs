@@ -582,3 +582,78 @@ mod tests {
             .collect()
     }
 }
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn arrival() -> impl Strategy<Value = ArrivalSpec> {
+        prop_oneof![
+            (0.01f64..100.0, any::<bool>())
+                .prop_map(|(qps, vidur_clip)| ArrivalSpec::Poisson { qps, vidur_clip }),
+            (0.01f64..100.0, 0.05f64..20.0)
+                .prop_map(|(qps, burstiness)| ArrivalSpec::Gamma { qps, burstiness }),
+            Just(ArrivalSpec::Static),
+        ]
+    }
+
+    fn length() -> impl Strategy<Value = LengthSpec> {
+        prop_oneof![
+            (1u32..5000, 1u32..5000)
+                .prop_map(|(prefill, decode)| LengthSpec::Fixed { prefill, decode }),
+            (20u32..2000, 0u32..5000, 0.5f64..30.0).prop_map(|(min, extra, r)| {
+                LengthSpec::Uniform {
+                    min_tokens: min.max((2.0 * (1.0 + r) / r).ceil() as u32),
+                    max_tokens: min.max((2.0 * (1.0 + r) / r).ceil() as u32) + extra,
+                    prefill_to_decode_ratio: r,
+                }
+            }),
+            (0u32..3000, 0.0f64..0.99, any::<bool>(), 0u64..1000).prop_map(
+                |(extra, theta, scramble, seed)| LengthSpec::Zipf {
+                    min_tokens: 64,
+                    max_tokens: 64 + extra,
+                    theta,
+                    scramble,
+                    prefill_to_decode_ratio: 3.0,
+                    seed,
+                }
+            ),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Same seed, same requests; arrivals never go back in time; ids count from 0; every
+        /// request has at least one prompt and one output token.
+        #[test]
+        fn generation_is_deterministic_and_well_formed(
+            length in length(),
+            arrival in arrival(),
+            seed in 0u64..u64::from(u32::MAX),
+            n in 0u64..300,
+            vidur in any::<bool>(),
+        ) {
+            let spec = SyntheticSpec {
+                length,
+                arrival,
+                num_requests: Some(n),
+                duration_s: None,
+                seed,
+                rng: if vidur { RngKind::Vidur } else { RngKind::Pcg },
+            };
+            let a = spec.generate().unwrap();
+            let streamed: Vec<RequestSpec> = spec.iter().unwrap().collect();
+            prop_assert_eq!(&a.requests, &streamed);
+            prop_assert_eq!(a.len() as u64, n);
+            let mut last = 0.0;
+            for (i, r) in a.requests.iter().enumerate() {
+                prop_assert_eq!(r.id, i as u64);
+                prop_assert!(r.arrival_s >= last && r.arrival_s.is_finite());
+                prop_assert!(r.prefill_tokens >= 1 && r.decode_tokens >= 1);
+                last = r.arrival_s;
+            }
+        }
+    }
+}
