@@ -11,12 +11,37 @@
 //! (`Pcg64Mcg`) and a bit-exact port of the generators Vidur uses (CPython's `random` and
 //! NumPy's legacy `RandomState`, both MT19937, in [`pyrandom`]), so that `simfid vidur` turns
 //! Vidur's synthetic-workload flags into the very requests Vidur would simulate.
+//!
+//! Principal types: [`SyntheticSpec`] (a [`LengthSpec`] plus an [`ArrivalSpec`], a request
+//! count or duration, a seed and an [`RngKind`]; streamed with [`SyntheticSpec::iter`] or
+//! collected with [`SyntheticSpec::generate`]), [`read_workload_csv`] /
+//! [`write_workload_csv`] for files, [`PyRandom`] and [`NumpyRandomState`] for Vidur's random
+//! streams.
+//!
+//! Fidelity to Vidur: with [`RngKind::Vidur`], uniform/fixed lengths, trace lengths, and
+//! Poisson/gamma/static/trace arrivals reproduce Vidur's requests bit for bit (checked against
+//! the reference runs a–e). Two things cannot be exact: zipf `scramble` (Vidur uses Python's
+//! per-process salted `hash()`; simfid has its own deterministic scramble) and, on AVX-512 CPUs
+//! only, NumPy's vectorised `np.power` in the zipf normalisation, which can differ from libm in
+//! the last bit (see [`length`]).
 
 pub mod arrival;
 pub mod csv;
 pub mod generate;
 pub mod length;
 pub mod pyrandom;
+mod rng;
+#[cfg(test)]
+mod vidur_tests;
+
+pub use arrival::ArrivalSpec;
+pub use csv::{
+    CsvWorkload, TraceReplayOptions, read_lengths_csv, read_trace_replay_csv, read_workload_csv,
+    write_workload_csv,
+};
+pub use generate::{RngKind, SyntheticIter, SyntheticSpec};
+pub use length::LengthSpec;
+pub use pyrandom::{NumpyRandomState, PyRandom};
 
 use serde::{Deserialize, Serialize};
 
