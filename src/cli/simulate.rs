@@ -13,7 +13,9 @@ use simfid::exec::tables::PredictionTables;
 use simfid::exec::vidur::{VidurModel, VidurPredictorConfig};
 use simfid::model::{DeviceSpec, ModelSpec, NodeSpec};
 use simfid::sim::{GlobalSchedulerKind, ReplicaSchedulerKind, SimConfig, Simulator, VidurCsvWriter};
-use simfid::workload::{ArrivalSpec, LengthSpec, RngKind, SyntheticSpec};
+use simfid::workload::{
+    ArrivalSpec, CsvWorkload, LengthSpec, RngKind, SyntheticSpec, TraceReplayOptions,
+};
 
 use super::output::{Tee, print_summary, run_dir};
 
@@ -72,7 +74,8 @@ pub struct SimulateArgs {
     /// `profile:MLP_CSV,ATTENTION_CSV` (Vidur operator profiles).
     #[arg(long)]
     pub exec: Option<String>,
-    /// Workload CSV (trace replay `arrived_at,num_prefill_tokens,num_decode_tokens`).
+    /// Workload CSV: trace replay (`arrived_at,num_prefill_tokens,num_decode_tokens`), or
+    /// lengths only (`num_prefill_tokens,num_decode_tokens`, arrivals from `--arrival`/`--qps`).
     #[arg(long)]
     pub workload: Option<PathBuf>,
     /// Synthetic workload: number of requests.
@@ -207,16 +210,40 @@ pub fn main(args: SimulateArgs) -> Result<i32> {
     cfg.validate()?;
     let (exec, exec_desc) = exec_model(a.exec.as_deref().unwrap_or("roofline"), &model, &cfg)?;
 
-    let workload = match &a.workload {
-        Some(path) => simfid::workload::read_workload_csv(path)?,
+    let qps = a.qps.unwrap_or(8.0);
+    let arrival = match a.arrival.as_deref().unwrap_or("poisson") {
+        "poisson" => ArrivalSpec::Poisson { qps, vidur_clip: false },
+        "gamma" => ArrivalSpec::Gamma { qps, burstiness: a.burstiness.unwrap_or(1.0) },
+        "static" => ArrivalSpec::Static,
+        other => bail!("--arrival must be poisson, gamma or static (got '{other}')"),
+    };
+    let csv = match &a.workload {
+        Some(path) => Some(simfid::workload::read_workload_csv(path, &TraceReplayOptions::exact())?),
+        None => None,
+    };
+    let workload = match csv {
+        // A trace-replay file fixes arrivals and lengths.
+        Some(CsvWorkload::TraceReplay(w)) => w,
+        // A lengths file gives the lengths; arrivals come from --arrival/--qps.
+        Some(CsvWorkload::Lengths(rows)) => {
+            let n = rows.len() as u64;
+            SyntheticSpec {
+                length: LengthSpec::Trace {
+                    rows,
+                    prefill_scale: 1.0,
+                    decode_scale: 1.0,
+                    max_tokens: u32::MAX,
+                    seed: a.seed.unwrap_or(42),
+                },
+                arrival,
+                num_requests: Some(a.num_requests.unwrap_or(n).min(n)),
+                duration_s: None,
+                seed: a.seed.unwrap_or(42),
+                rng: RngKind::Pcg,
+            }
+            .generate()?
+        }
         None => {
-            let qps = a.qps.unwrap_or(8.0);
-            let arrival = match a.arrival.as_deref().unwrap_or("poisson") {
-                "poisson" => ArrivalSpec::Poisson { qps, vidur_clip: false },
-                "gamma" => ArrivalSpec::Gamma { qps, burstiness: a.burstiness.unwrap_or(1.0) },
-                "static" => ArrivalSpec::Static,
-                other => bail!("--arrival must be poisson, gamma or static (got '{other}')"),
-            };
             let length = match a.lengths.as_deref().unwrap_or("uniform") {
                 "uniform" => LengthSpec::Uniform {
                     min_tokens: a.min_tokens.unwrap_or(64),

@@ -654,3 +654,132 @@ mod tests {
         }
     }
 }
+
+/// Nanoseconds since 1970-01-01 of a `YYYY-MM-DD[ HH:MM:SS[.fffffffff]]` timestamp (the
+/// forms pandas' `to_datetime` reads in Vidur's traces; `T` may separate date and time).
+fn parse_datetime_ns(s: &str) -> Option<i128> {
+    let s = s.trim();
+    let (date, time) = match s.split_once([' ', 'T']) {
+        Some((d, t)) => (d, t),
+        None => (s, "00:00:00"),
+    };
+    let mut d = date.split('-');
+    let y: i64 = d.next()?.parse().ok()?;
+    let m: i64 = d.next()?.parse().ok()?;
+    let day: i64 = d.next()?.parse().ok()?;
+    if d.next().is_some() || !(1..=12).contains(&m) || !(1..=31).contains(&day) {
+        return None;
+    }
+    let mut t = time.split(':');
+    let hh: i64 = t.next()?.parse().ok()?;
+    let mm: i64 = t.next().unwrap_or("0").parse().ok()?;
+    let sec = t.next().unwrap_or("0");
+    let (ss, frac) = sec.split_once('.').unwrap_or((sec, ""));
+    let ss: i64 = ss.parse().ok()?;
+    if !frac.chars().all(|c| c.is_ascii_digit()) || frac.len() > 9 {
+        return None;
+    }
+    let frac_ns: i64 = format!("{frac:0<9}").parse().ok()?;
+    // Days from civil (Howard Hinnant's algorithm).
+    let y2 = if m <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + hh * 3600 + mm * 60 + ss;
+    Some(secs as i128 * 1_000_000_000 + frac_ns as i128)
+}
+
+/// Reads a Vidur interval trace (`--interval_generator_config_type trace`): the
+/// `arrival_time` column (datetimes), restricted to `start < t < end`, turned into whole
+/// seconds since the earliest kept row (floored, as Vidur's `// pd.Timedelta("1s")`), scaled
+/// by `time_scale`. Rows keep file order, as in Vidur; the result feeds
+/// [`ArrivalSpec::Trace`](super::ArrivalSpec::Trace).
+pub fn read_vidur_interval_trace(
+    path: impl AsRef<Path>,
+    start: &str,
+    end: &str,
+    time_scale: f64,
+) -> Result<Vec<f64>> {
+    let path = path.as_ref();
+    let bad_bound = |what: &str, v: &str| {
+        Error::Config(format!("interval trace {what} time '{v}' is not a date-time"))
+    };
+    let start_ns = parse_datetime_ns(start).ok_or_else(|| bad_bound("start", start))?;
+    let end_ns = parse_datetime_ns(end).ok_or_else(|| bad_bound("end", end))?;
+    let mut rdr = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_reader(open(path)?);
+    let headers = rdr
+        .headers()
+        .map_err(|e| Error::csv(path, 1, e.to_string()))?
+        .clone();
+    let col = headers
+        .iter()
+        .position(|h| h.trim() == "arrival_time")
+        .ok_or_else(|| Error::csv(path, 1, "missing column 'arrival_time'"))?;
+    let mut kept = Vec::new();
+    for (i, rec) in rdr.records().enumerate() {
+        let line = rec
+            .as_ref()
+            .ok()
+            .and_then(|r| r.position())
+            .map_or(i as u64 + 2, |p| p.line());
+        let rec = rec.map_err(|e| Error::csv(path, line, e.to_string()))?;
+        let cell = rec.get(col).unwrap_or("");
+        let t = parse_datetime_ns(cell).ok_or_else(|| {
+            Error::csv(path, line, format!("arrival_time: not a date-time: '{cell}'"))
+        })?;
+        if t > start_ns && t < end_ns {
+            kept.push(t);
+        }
+    }
+    let Some(&min) = kept.iter().min() else {
+        return Err(Error::Config(format!(
+            "{}: no arrival_time between {start} and {end}",
+            path.display()
+        )));
+    };
+    Ok(kept
+        .iter()
+        .map(|&t| ((t - min) / 1_000_000_000) as f64 * time_scale)
+        .collect())
+}
+
+#[cfg(test)]
+mod interval_trace_tests {
+    use super::*;
+
+    #[test]
+    fn datetimes_parse_like_pandas() {
+        assert_eq!(parse_datetime_ns("1970-01-01 00:00:00"), Some(0));
+        assert_eq!(
+            parse_datetime_ns("1970-01-04 12:00:01.5"),
+            Some(((3 * 86_400 + 12 * 3600 + 1) as i128) * 1_000_000_000 + 500_000_000)
+        );
+        assert_eq!(parse_datetime_ns("2024-02-29"), Some(1_709_164_800 * 1_000_000_000));
+        assert_eq!(parse_datetime_ns("yesterday"), None);
+    }
+
+    #[test]
+    fn interval_trace_filters_floors_and_scales() {
+        let dir = std::env::temp_dir().join(format!("simfid-itrace-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("t.csv");
+        std::fs::write(
+            &p,
+            "arrival_time,x\n1970-01-04 11:59:59,1\n1970-01-04 12:00:00.5,1\n\
+             1970-01-04 12:00:02.4,1\n1970-01-04 12:00:01.9,1\n1970-01-04 15:00:00,1\n",
+        )
+        .unwrap();
+        let t = read_vidur_interval_trace(&p, "1970-01-04 12:00:00", "1970-01-04 15:00:00", 2.0)
+            .unwrap();
+        assert_eq!(t, vec![0.0, 2.0, 2.0]);
+        std::fs::write(&p, "arrival_time\nnot-a-date\n").unwrap();
+        let e = read_vidur_interval_trace(&p, "1970-01-01", "2000-01-01", 1.0).unwrap_err();
+        assert!(e.to_string().contains(":2:"), "{e}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}
