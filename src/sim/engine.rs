@@ -53,12 +53,19 @@ impl Ord for Event {
     }
 }
 
+/// Where the next event comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Next {
+    Arrival,
+    Heap,
+    Now,
+}
+
 #[derive(Debug, Default)]
 struct Batch {
     replica: u32,
     scheduled_at: f64,
     slots: Vec<u32>,
-    tokens: Vec<u32>,
     items: Vec<BatchItem>,
     stage: StageTime,
 }
@@ -83,6 +90,10 @@ pub struct Simulator<'a> {
     batches: Vec<Batch>,
     free_batches: Vec<u32>,
     heap: BinaryHeap<Event>,
+    /// Events created at the current time, in creation order. They sort after every heap event
+    /// of the same time (those were created earlier), so they need no heap.
+    now_queue: std::collections::VecDeque<Kind>,
+    now: f64,
     seq: u64,
     global_queue: Vec<u32>,
     scratch: Vec<(u32, u32)>,
@@ -116,6 +127,8 @@ impl<'a> Simulator<'a> {
             batches: Vec::new(),
             free_batches: Vec::new(),
             heap: BinaryHeap::new(),
+            now_queue: std::collections::VecDeque::new(),
+            now: 0.0,
             seq: 0,
             global_queue: Vec::new(),
             scratch: Vec::new(),
@@ -144,6 +157,10 @@ impl<'a> Simulator<'a> {
     }
 
     fn push(&mut self, t: f64, kind: Kind) {
+        if t == self.now {
+            self.now_queue.push_back(kind);
+            return;
+        }
         self.seq += 1;
         self.heap.push(Event {
             t,
@@ -166,16 +183,28 @@ impl<'a> Simulator<'a> {
         let mut last_arrival: Option<f64> = None;
         let limit = self.cfg.time_limit_s.filter(|&l| l > 0.0).unwrap_or(f64::INFINITY);
         loop {
-            let take_arrival = match (arrivals.peek(), self.heap.peek()) {
-                (Some(a), Some(e)) => a.arrival_s <= e.t,
-                (Some(_), None) => true,
-                (None, Some(_)) => false,
-                (None, None) => break,
-            };
-            let t = if take_arrival {
-                arrivals.peek().expect("peeked").arrival_s
+            // Order at the current time: arrivals (created first), then heap events of this
+            // time (created before the clock got here), then events created at this time.
+            let next_arrival = arrivals.peek().map(|a| a.arrival_s);
+            let heap_now = self.heap.peek().is_some_and(|e| e.t == now);
+            let source = if next_arrival == Some(now) {
+                Next::Arrival
+            } else if heap_now {
+                Next::Heap
+            } else if !self.now_queue.is_empty() {
+                Next::Now
             } else {
-                self.heap.peek().expect("peeked").t
+                match (next_arrival, self.heap.peek()) {
+                    (Some(a), Some(e)) if a <= e.t => Next::Arrival,
+                    (Some(_), None) => Next::Arrival,
+                    (_, Some(_)) => Next::Heap,
+                    (None, None) => break,
+                }
+            };
+            let t = match source {
+                Next::Arrival => next_arrival.expect("peeked"),
+                Next::Heap => self.heap.peek().expect("peeked").t,
+                Next::Now => now,
             };
             if t < now {
                 return Err(crate::Error::Config(format!(
@@ -183,17 +212,25 @@ impl<'a> Simulator<'a> {
                 )));
             }
             now = t;
+            self.now = t;
             let terminate = now > limit;
-            if take_arrival {
-                let spec = arrivals.next().expect("peeked");
-                let inter = last_arrival.map(|l| spec.arrival_s - l);
-                last_arrival = Some(spec.arrival_s);
-                self.on_arrival(&spec, inter)?;
-                summary.arrived += 1;
-                self.push(now, Kind::GlobalSchedule);
-            } else {
-                let ev = self.heap.pop().expect("peeked");
-                self.handle(ev, sink, &mut summary)?;
+            match source {
+                Next::Arrival => {
+                    let spec = arrivals.next().expect("peeked");
+                    let inter = last_arrival.map(|l| spec.arrival_s - l);
+                    last_arrival = Some(spec.arrival_s);
+                    self.on_arrival(&spec, inter)?;
+                    summary.arrived += 1;
+                    self.push(now, Kind::GlobalSchedule);
+                }
+                Next::Heap => {
+                    let ev = self.heap.pop().expect("peeked");
+                    self.handle(ev.t, ev.kind, sink, &mut summary)?;
+                }
+                Next::Now => {
+                    let kind = self.now_queue.pop_front().expect("non-empty");
+                    self.handle(now, kind, sink, &mut summary)?;
+                }
             }
             if terminate {
                 summary.hit_time_limit = true;
@@ -242,12 +279,12 @@ impl<'a> Simulator<'a> {
 
     fn handle(
         &mut self,
-        ev: Event,
+        t: f64,
+        kind: Kind,
         sink: &mut dyn RecordSink,
         summary: &mut SimSummary,
     ) -> Result<()> {
-        let t = ev.t;
-        match ev.kind {
+        match kind {
             Kind::GlobalSchedule => {
                 let n = self.replicas.len() as u32;
                 let mut touched = 0u64; // bitset for small clusters
@@ -371,8 +408,8 @@ impl<'a> Simulator<'a> {
             Kind::BatchEnd { r, b } => {
                 summary.batches += 1;
                 let batch = std::mem::take(&mut self.batches[b as usize]);
-                for (&slot, &n) in batch.slots.iter().zip(&batch.tokens) {
-                    self.reqs[slot as usize].on_batch_end(t, n);
+                for (&slot, item) in batch.slots.iter().zip(&batch.items) {
+                    self.reqs[slot as usize].on_batch_end(t, item.num_tokens);
                 }
                 scheduler::on_batch_end(&mut self.replicas[r as usize], &mut self.reqs, &batch.slots);
                 for &slot in &batch.slots {
@@ -403,12 +440,10 @@ impl<'a> Simulator<'a> {
         let batch = &mut self.batches[b as usize];
         batch.replica = r;
         batch.slots.clear();
-        batch.tokens.clear();
         batch.items.clear();
         for &(s, n) in out {
             let req = &self.reqs[s as usize];
             batch.slots.push(s);
-            batch.tokens.push(n);
             batch.items.push(BatchItem {
                 num_tokens: n,
                 processed_tokens: req.processed,

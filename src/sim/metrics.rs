@@ -189,42 +189,112 @@ pub struct SimSummary {
     pub leaked_kv_blocks: u64,
 }
 
-/// Formats a float as Python's `repr` does (shortest round-trip digits; scientific notation
-/// below 1e-4 and from 1e16 on), so simfid's CSVs read like Vidur's.
-pub fn py_float_repr(x: f64) -> String {
+/// Appends `x` to `out` as Python's `repr` prints it (shortest round-trip digits; scientific
+/// notation below 1e-4 and from 1e16 on), so simfid's CSVs read like Vidur's. No allocation.
+pub fn write_py_float(out: &mut String, x: f64) {
+    let mut bytes = Vec::with_capacity(32);
+    write_py_float_bytes(&mut bytes, x);
+    out.push_str(std::str::from_utf8(&bytes).unwrap_or("nan"));
+}
+
+/// [`write_py_float`] into a byte buffer (the CSV writers' hot path).
+pub fn write_py_float_bytes(out: &mut Vec<u8>, x: f64) {
     if x.is_nan() {
-        return "nan".into();
+        out.extend_from_slice(b"nan");
+        return;
     }
     if x.is_infinite() {
-        return if x > 0.0 { "inf".into() } else { "-inf".into() };
+        out.extend_from_slice(if x > 0.0 { b"inf" } else { b"-inf" });
+        return;
     }
     if x == 0.0 {
-        return if x.is_sign_negative() { "-0.0".into() } else { "0.0".into() };
+        out.extend_from_slice(if x.is_sign_negative() { b"-0.0" } else { b"0.0" });
+        return;
     }
-    // Shortest round-trip digits and decimal exponent from Rust's `{:e}`.
-    let e = format!("{x:e}");
-    let (mant, exp) = e.split_once('e').expect("{:e} has an exponent");
-    let exp: i32 = exp.parse().expect("integer exponent");
-    let neg = mant.starts_with('-');
-    let digits: String = mant.chars().filter(|c| c.is_ascii_digit()).collect();
-    let sign = if neg { "-" } else { "" };
-    if (-4..16).contains(&exp) {
-        let n = digits.len() as i32;
-        let point = exp + 1; // digits before the decimal point
-        if point <= 0 {
-            format!("{sign}0.{}{digits}", "0".repeat((-point) as usize))
-        } else if point >= n {
-            format!("{sign}{digits}{}.0", "0".repeat((point - n) as usize))
+    // Shortest round-trip digits from ryu, in either of its forms ("0.00123", "1.23e-7").
+    let mut buf = ryu::Buffer::new();
+    let text = buf.format_finite(x.abs()).as_bytes();
+    let mut digits = [0u8; 24];
+    let mut n = 0usize;
+    let mut point: Option<i32> = None; // digits before the decimal point, in `text`'s form
+    let mut exp: i32 = 0;
+    let mut i = 0;
+    while i < text.len() {
+        let c = text[i];
+        match c {
+            b'0'..=b'9' => {
+                digits[n] = c;
+                n += 1;
+            }
+            b'.' => point = Some(n as i32),
+            b'e' | b'E' => {
+                let (neg, start) = match text.get(i + 1) {
+                    Some(b'-') => (true, i + 2),
+                    Some(b'+') => (false, i + 2),
+                    _ => (false, i + 1),
+                };
+                let mut e = 0i32;
+                for &d in &text[start..] {
+                    e = e * 10 + (d - b'0') as i32;
+                }
+                exp = if neg { -e } else { e };
+                break;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    let point = point.unwrap_or(n as i32);
+    // Normalise to d1 d2 … dn × 10^(dexp), no leading/trailing zeros.
+    let lead = digits[..n].iter().take_while(|&&d| d == b'0').count();
+    let trail = digits[lead..n].iter().rev().take_while(|&&d| d == b'0').count();
+    let sig = &digits[lead..n - trail];
+    // Decimal exponent of the first significant digit.
+    let e10 = point - lead as i32 - 1 + exp;
+    let sig_str = sig;
+    let k = sig.len() as i32;
+    if x < 0.0 {
+        out.push(b'-');
+    }
+    if (-4..16).contains(&e10) {
+        let before = e10 + 1;
+        if before <= 0 {
+            out.extend_from_slice(b"0.");
+            for _ in 0..-before {
+                out.push(b'0');
+            }
+            out.extend_from_slice(sig_str);
+        } else if before >= k {
+            out.extend_from_slice(sig_str);
+            for _ in 0..(before - k) {
+                out.push(b'0');
+            }
+            out.extend_from_slice(b".0");
         } else {
-            let (a, b) = digits.split_at(point as usize);
-            format!("{sign}{a}.{b}")
+            let (a, b) = sig_str.split_at(before as usize);
+            out.extend_from_slice(a);
+            out.push(b'.');
+            out.extend_from_slice(b);
         }
     } else {
-        let (a, b) = digits.split_at(1);
-        let m = if b.is_empty() { a.to_string() } else { format!("{a}.{b}") };
-        let es = if exp < 0 { '-' } else { '+' };
-        format!("{sign}{m}e{es}{:02}", exp.abs())
+        let (a, b) = sig_str.split_at(1);
+        out.extend_from_slice(a);
+        if !b.is_empty() {
+            out.push(b'.');
+            out.extend_from_slice(b);
+        }
+        out.push(b'e');
+        out.push(if e10 < 0 { b'-' } else { b'+' });
+        use std::io::Write as _;
+        let _ = write!(out, "{:02}", e10.unsigned_abs());
     }
+}
+
+/// Formats a float as Python's `repr` does; see [`write_py_float`].
+pub fn py_float_repr(x: f64) -> String {
+    let mut s = String::new();
+    write_py_float(&mut s, x);
+    s
 }
 
 /// Writes Vidur's `request_metrics.csv`, rows sorted by request id like Vidur's, while the
@@ -233,8 +303,10 @@ pub fn py_float_repr(x: f64) -> String {
 pub struct VidurCsvWriter<W: Write> {
     out: W,
     next_id: u64,
-    pending: BTreeMap<u64, String>,
-    line: String,
+    pending: BTreeMap<u64, Vec<u8>>,
+    line: Vec<u8>,
+    /// Buffers of written rows, reused for rows held back (no allocation per row).
+    spare: Vec<Vec<u8>>,
 }
 
 impl<W: Write> VidurCsvWriter<W> {
@@ -246,32 +318,34 @@ impl<W: Write> VidurCsvWriter<W> {
             out,
             next_id: 0,
             pending: BTreeMap::new(),
-            line: String::new(),
+            line: Vec::new(),
+            spare: Vec::new(),
         })
     }
 
     fn format(&mut self, rec: &RequestRecord) {
-        use std::fmt::Write as _;
+        use std::io::Write as _;
         self.line.clear();
         for (i, v) in rec.vidur_row().iter().enumerate() {
             if i > 0 {
-                self.line.push(',');
+                self.line.push(b',');
             }
             match v {
                 None => {}
                 Some(VidurValue::I(n)) => {
                     let _ = write!(self.line, "{n}");
                 }
-                Some(VidurValue::F(x)) => self.line.push_str(&py_float_repr(*x)),
+                Some(VidurValue::F(x)) => write_py_float_bytes(&mut self.line, *x),
             }
         }
-        self.line.push('\n');
+        self.line.push(b'\n');
     }
 
     fn flush_ready(&mut self) -> std::io::Result<()> {
         while let Some(row) = self.pending.remove(&self.next_id) {
-            self.out.write_all(row.as_bytes())?;
+            self.out.write_all(&row)?;
             self.next_id += 1;
+            self.spare.push(row);
         }
         Ok(())
     }
@@ -279,7 +353,7 @@ impl<W: Write> VidurCsvWriter<W> {
     /// Writes every held row and returns the output.
     pub fn finish(mut self) -> std::io::Result<W> {
         for row in std::mem::take(&mut self.pending).into_values() {
-            self.out.write_all(row.as_bytes())?;
+            self.out.write_all(&row)?;
         }
         self.out.flush()?;
         Ok(self.out)
@@ -296,11 +370,14 @@ impl<W: Write> RecordSink for VidurCsvWriter<W> {
         self.format(rec);
         let io = |e| crate::Error::io("request_metrics.csv", e);
         if rec.id == self.next_id {
-            self.out.write_all(self.line.as_bytes()).map_err(io)?;
+            self.out.write_all(&self.line).map_err(io)?;
             self.next_id += 1;
             self.flush_ready().map_err(io)?;
         } else {
-            self.pending.insert(rec.id, self.line.clone());
+            let mut row = self.spare.pop().unwrap_or_default();
+            row.clear();
+            row.extend_from_slice(&self.line);
+            self.pending.insert(rec.id, row);
         }
         Ok(())
     }
@@ -322,6 +399,13 @@ mod tests {
             (1e16, "1e+16"),
             (123456789012345.6, "123456789012345.6"),
             (-2.5e-7, "-2.5e-07"),
+            (1.2345e-5, "1.2345e-05"),
+            (1e-4, "0.0001"),
+            (9.999e-5, "9.999e-05"),
+            (1.7976931348623157e308, "1.7976931348623157e+308"),
+            (5e-324, "5e-324"),
+            (1e15, "1000000000000000.0"),
+            (123.0, "123.0"),
             (958.889413, "958.889413"),
         ] {
             assert_eq!(py_float_repr(x), s);

@@ -21,6 +21,6 @@ pub use config::{GlobalSchedulerKind, ReplicaSchedulerKind, SchedulerConfig, Sim
 pub use engine::Simulator;
 pub use metrics::{
     RecordSink, RequestRecord, SimSummary, VIDUR_REQUEST_METRICS_HEADER, VidurCsvWriter,
-    VidurValue, py_float_repr,
+    VidurValue, py_float_repr, write_py_float, write_py_float_bytes,
 };
 pub use replica::{MemoryPlan, memory_plan};

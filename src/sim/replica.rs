@@ -95,6 +95,9 @@ pub(crate) struct Replica {
     pub num_waiting_iters: u32,
     pub num_running_batches: usize,
     pub stages: Vec<Stage>,
+    /// Reusable buffers for batch formation (no allocation per iteration).
+    pub scratch_a: Vec<u32>,
+    pub scratch_b: Vec<u32>,
 }
 
 impl Replica {
@@ -122,6 +125,8 @@ impl Replica {
             num_waiting_iters: 0,
             num_running_batches: 0,
             stages: (0..num_stages).map(|_| Stage::default()).collect(),
+            scratch_a: Vec::new(),
+            scratch_b: Vec::new(),
         }
     }
 

@@ -89,6 +89,17 @@ pub(crate) fn make_room_or_restart(
 
 /// Stable sort of the running list by arrival time.
 pub(crate) fn sort_running(rep: &mut Replica, reqs: &[Request]) {
+    let at = |s: u32| reqs[s as usize].arrived_at;
+    let (a, b) = rep.running.as_slices();
+    let sorted = a.is_sorted_by(|&x, &y| at(x) <= at(y))
+        && b.is_sorted_by(|&x, &y| at(x) <= at(y))
+        && match (a.last(), b.first()) {
+            (Some(&x), Some(&y)) => at(x) <= at(y),
+            _ => true,
+        };
+    if sorted {
+        return;
+    }
     rep.running
         .make_contiguous()
         .sort_by(|&a, &b| reqs[a as usize].arrived_at.total_cmp(&reqs[b as usize].arrived_at));

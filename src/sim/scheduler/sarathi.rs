@@ -23,8 +23,10 @@ pub(super) fn next_batch(
     out: &mut Vec<(u32, u32)>,
 ) -> Result<()> {
     let mut batch_tokens: i64 = 0;
-    let mut running_prefills: Vec<u32> = Vec::new();
-    let mut skipped: Vec<u32> = Vec::new();
+    let mut running_prefills = std::mem::take(&mut rep.scratch_a);
+    let mut skipped = std::mem::take(&mut rep.scratch_b);
+    running_prefills.clear();
+    skipped.clear();
     while !rep.running.is_empty() {
         if out.len() == rep.max_micro_batch_size {
             break;
@@ -44,7 +46,7 @@ pub(super) fn next_batch(
             out.push((s, next));
         }
     }
-    for s in running_prefills {
+    for &s in &running_prefills {
         let next = next_tokens(rep, &reqs[s as usize], batch_tokens);
         if next == 0 {
             skipped.push(s);
@@ -56,6 +58,8 @@ pub(super) fn next_batch(
     for &s in skipped.iter().rev() {
         rep.running.push_front(s);
     }
+    rep.scratch_a = running_prefills;
+    rep.scratch_b = skipped;
     sort_running(rep, reqs);
     while let Some(&s) = rep.waiting.front() {
         if rep.num_in_map == rep.batch_size_cap || out.len() == rep.max_micro_batch_size {
