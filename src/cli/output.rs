@@ -40,18 +40,44 @@ pub fn run_dir(dir: &Path) -> Result<PathBuf> {
     Ok(out)
 }
 
-/// Collects what the terminal summary needs while forwarding records to the CSV writer and,
-/// optionally, a token-times file.
-pub struct Tee<W: Write> {
-    pub csv: VidurCsvWriter<W>,
-    pub tokens: Option<std::io::BufWriter<std::fs::File>>,
+/// Latency samples for the terminal summary (seconds).
+#[derive(Default)]
+pub struct LatencyStats {
     pub ttft: Vec<f64>,
     pub e2e: Vec<f64>,
     pub tpot: Vec<f64>,
     pub itl: Vec<f64>,
     pub sched: Vec<f64>,
-    /// Keep at most this many ITL samples (a uniform prefix of the run) to bound memory.
-    pub itl_cap: usize,
+}
+
+impl LatencyStats {
+    /// Keep at most this many ITL samples (a prefix of the run) to bound memory.
+    const ITL_CAP: usize = 5_000_000;
+
+    pub fn add(&mut self, rec: &RequestRecord) {
+        if !rec.completed {
+            return;
+        }
+        self.ttft.push(rec.ttft());
+        self.e2e.push(rec.e2e());
+        self.sched.push(rec.scheduling_delay);
+        let n = rec.token_times.len();
+        if n > 1 {
+            self.tpot
+                .push((rec.token_times[n - 1] - rec.token_times[0]) / (n - 1) as f64);
+            if self.itl.len() < Self::ITL_CAP {
+                self.itl.extend(rec.token_times.windows(2).map(|w| w[1] - w[0]));
+            }
+        }
+    }
+}
+
+/// Forwards records to the CSV writer and, optionally, a token-times file, keeping the
+/// samples the terminal summary needs.
+pub struct Tee<W: Write> {
+    pub csv: VidurCsvWriter<W>,
+    pub tokens: Option<std::io::BufWriter<std::fs::File>>,
+    pub stats: LatencyStats,
 }
 
 impl<W: Write> Tee<W> {
@@ -59,31 +85,14 @@ impl<W: Write> Tee<W> {
         Tee {
             csv,
             tokens: tokens.map(std::io::BufWriter::new),
-            ttft: Vec::new(),
-            e2e: Vec::new(),
-            tpot: Vec::new(),
-            itl: Vec::new(),
-            sched: Vec::new(),
-            itl_cap: 5_000_000,
+            stats: LatencyStats::default(),
         }
     }
 }
 
 impl<W: Write> RecordSink for Tee<W> {
     fn record(&mut self, rec: &RequestRecord) -> simfid::Result<()> {
-        if rec.completed {
-            self.ttft.push(rec.ttft());
-            self.e2e.push(rec.e2e());
-            self.sched.push(rec.scheduling_delay);
-            let n = rec.token_times.len();
-            if n > 1 {
-                self.tpot
-                    .push((rec.token_times[n - 1] - rec.token_times[0]) / (n - 1) as f64);
-                if self.itl.len() < self.itl_cap {
-                    self.itl.extend(rec.token_times.windows(2).map(|w| w[1] - w[0]));
-                }
-            }
-        }
+        self.stats.add(rec);
         if let Some(f) = &mut self.tokens {
             let io = |e| simfid::Error::io("token_times.csv", e);
             for (i, t) in rec.token_times.iter().enumerate() {
@@ -94,8 +103,26 @@ impl<W: Write> RecordSink for Tee<W> {
     }
 }
 
+/// Rewrites the last column (`request_num_restarts`) of a Vidur `request_metrics.csv` as
+/// floats (`0` → `0.0`), which is how pandas writes an integer column that has empty cells.
+pub fn pandas_float_restarts(path: &Path) -> Result<()> {
+    let text = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
+    let mut out = String::with_capacity(text.len() + text.len() / 50);
+    for (i, line) in text.lines().enumerate() {
+        out.push_str(line);
+        if i > 0 {
+            let last = line.rsplit(',').next().unwrap_or("");
+            if !last.is_empty() && last.bytes().all(|b| b.is_ascii_digit()) {
+                out.push_str(".0");
+            }
+        }
+        out.push('\n');
+    }
+    std::fs::write(path, out).with_context(|| path.display().to_string())
+}
+
 /// Prints a latency table (ms) and the run's counts.
-pub fn print_summary<W: Write>(tee: &Tee<W>, s: &SimSummary, wall_s: f64) {
+pub fn print_summary(st: &LatencyStats, s: &SimSummary, wall_s: f64) {
     println!(
         "simulated {} requests ({} completed, {} unfinished) in {:.3} s of simulated time; \
          {} iterations; {} restarts; {:.3} s wall ({:.0} requests/s)",
@@ -111,11 +138,11 @@ pub fn print_summary<W: Write>(tee: &Tee<W>, s: &SimSummary, wall_s: f64) {
     println!("| metric (ms) | P50 | P90 | P99 | mean |");
     println!("| --- | --- | --- | --- | --- |");
     for (name, v) in [
-        ("TTFT (prefill_e2e_time)", &tee.ttft),
-        ("ITL (token gaps)", &tee.itl),
-        ("TPOT (per request)", &tee.tpot),
-        ("E2E (request_e2e_time)", &tee.e2e),
-        ("scheduling delay", &tee.sched),
+        ("TTFT (prefill_e2e_time)", &st.ttft),
+        ("ITL (token gaps)", &st.itl),
+        ("TPOT (per request)", &st.tpot),
+        ("E2E (request_e2e_time)", &st.e2e),
+        ("scheduling delay", &st.sched),
     ] {
         let q = |p| quantile(v, p).map_or("-".to_string(), |x| format!("{:.2}", x * 1e3));
         let mean = simfid::fidelity::quantile::mean(v)

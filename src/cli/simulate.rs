@@ -310,7 +310,7 @@ pub fn main(args: SimulateArgs) -> Result<i32> {
     }
     println!("simfid: {} on {} ({} scheduler), workload: {}", model.name, sim_device(&a), kind.name(), workload.source);
     println!("simfid: execution-time model: {exec_desc}");
-    print_summary(&tee, &summary, wall);
+    print_summary(&tee.stats, &summary, wall);
     tee.csv.finish().with_context(|| csv_path.display().to_string())?;
     println!("simfid: wrote {} (and workload.csv, simfid_config.json)", csv_path.display());
     if summary.stalled {

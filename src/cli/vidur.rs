@@ -26,7 +26,7 @@ use simfid::workload::{
     Workload,
 };
 
-use super::output::{Tee, print_summary, run_dir};
+use super::output::{Tee, pandas_float_restarts, print_summary, run_dir};
 use super::vidur_flags::VidurFlags;
 
 /// Everything `simfid vidur` resolved from the flags.
@@ -371,10 +371,10 @@ pub fn main(args: &[String]) -> Result<i32> {
 
     let mut sim = Simulator::new(run.cfg.clone(), run.exec.as_ref())?;
     let start = Instant::now();
-    let summary = match run.workload {
+    let result = match run.workload {
         WorkloadSource::Synthetic(spec) => {
             let iter = spec.iter()?;
-            sim.run(iter, &mut tee)?
+            sim.run(iter, &mut tee)
         }
         WorkloadSource::Fixed(w, rng) => {
             if let Some(mut rng) = rng {
@@ -383,18 +383,36 @@ pub fn main(args: &[String]) -> Result<i32> {
                 }));
             }
             let reqs: Vec<RequestSpec> = w.requests;
-            sim.run(reqs, &mut tee)?
+            sim.run(reqs, &mut tee)
         }
     };
     let wall = start.elapsed().as_secs_f64();
-    let Tee { csv, tokens, .. } = &mut tee;
-    if let Some(t) = tokens {
+    if let Some(t) = &mut tee.tokens {
         use std::io::Write;
         t.flush()?;
     }
-    let _ = csv;
-    print_summary(&tee, &summary, wall);
-    tee.csv.finish().map_err(|e| anyhow!("{}: {e}", csv_path.display()))?;
+    let Tee { csv, stats, .. } = tee;
+    let rows_unfinished = match &result {
+        Ok(s) => s.unfinished > 0,
+        Err(_) => true,
+    };
+    csv.finish().map_err(|e| anyhow!("{}: {e}", csv_path.display()))?;
+    if rows_unfinished {
+        // pandas writes an integer column holding empty cells as floats: match Vidur's file.
+        pandas_float_restarts(&csv_path)?;
+    }
+    let summary = match result {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!(
+                "simfid: wrote {} (requests finished before the error, and the arrival columns \
+                 of the others, as Vidur does)",
+                csv_path.display()
+            );
+            return Err(e.into());
+        }
+    };
+    print_summary(&stats, &summary, wall);
     println!("simfid: execution-time model: {}", run.exec_description);
     println!("simfid: wrote {}", csv_path.display());
     if summary.stalled {

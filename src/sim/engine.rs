@@ -172,7 +172,33 @@ impl<'a> Simulator<'a> {
     /// Runs `arrivals` (sorted by arrival time) to completion. Finished requests go to `sink`
     /// as they finish; requests still unfinished at the end (time limit or a stalled replica)
     /// are passed at the end with `completed == false`.
+    ///
+    /// If the simulation fails midway (an execution-time model without a prediction for a
+    /// batch, say), the requests still in the system are passed to `sink` as unfinished before
+    /// the error is returned, so nothing already simulated is lost.
     pub fn run(
+        &mut self,
+        arrivals: impl IntoIterator<Item = RequestSpec>,
+        sink: &mut dyn RecordSink,
+    ) -> Result<SimSummary> {
+        match self.run_inner(arrivals, sink) {
+            Ok(s) => Ok(s),
+            Err(e) => {
+                let mut left: Vec<u32> = (0..self.reqs.len() as u32)
+                    .filter(|&s| self.reqs[s as usize].alive)
+                    .collect();
+                left.sort_by_key(|&s| self.reqs[s as usize].id);
+                for s in left {
+                    self.reqs[s as usize].alive = false;
+                    // The original error matters more than a failing sink.
+                    let _ = self.emit(s, sink);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn run_inner(
         &mut self,
         arrivals: impl IntoIterator<Item = RequestSpec>,
         sink: &mut dyn RecordSink,
@@ -248,6 +274,7 @@ impl<'a> Simulator<'a> {
         summary.stalled = !summary.hit_time_limit
             && (!left.is_empty() || self.replicas.iter().any(|r| !r.is_empty()));
         for s in left {
+            self.reqs[s as usize].alive = false;
             self.emit(s, sink)?;
             summary.leaked_kv_blocks -= self.reqs[s as usize].blocks.unwrap_or(0);
         }
