@@ -15,7 +15,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Simulate a workload with simfid's own flags (built-in defaults: Qwen3-0.6B on an H100).
-    Simulate(cli::simulate::SimulateArgs),
+    Simulate(Box<cli::simulate::SimulateArgs>),
     /// Run a simulation with Vidur's own command-line flags (`simfid vidur --help`).
     #[command(disable_help_flag = true)]
     Vidur {
@@ -35,7 +35,7 @@ fn main() {
     }
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Simulate(a) => cli::simulate::main(a),
+        Command::Simulate(a) => cli::simulate::main(*a),
         Command::Vidur { args } => cli::vidur::main(&args),
         Command::Bench(a) => cli::bench::main(a),
     };

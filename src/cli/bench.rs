@@ -49,7 +49,11 @@ fn thread_cpu_s() -> f64 {
     let mut ts = Timespec { sec: 0, nsec: 0 };
     // SAFETY: `ts` is a valid, writable timespec for the duration of the call.
     let rc = unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    if rc == 0 { ts.sec as f64 + ts.nsec as f64 * 1e-9 } else { f64::NAN }
+    if rc == 0 {
+        ts.sec as f64 + ts.nsec as f64 * 1e-9
+    } else {
+        f64::NAN
+    }
 }
 
 fn peak_rss_kib() -> Option<u64> {
@@ -60,8 +64,9 @@ fn peak_rss_kib() -> Option<u64> {
 
 fn tables_dir(args: &BenchArgs) -> Option<PathBuf> {
     args.tables.clone().or_else(|| {
-        let d = PathBuf::from(std::env::var_os("SIMFID_SHARED")?)
-            .join("vidur-data/predictions/a100_Meta-Llama-3-8B_tp1_pp1_proxy-attention_rf-n250-d16-s2");
+        let d = PathBuf::from(std::env::var_os("SIMFID_SHARED")?).join(
+            "vidur-data/predictions/a100_Meta-Llama-3-8B_tp1_pp1_proxy-attention_rf-n250-d16-s2",
+        );
         d.is_dir().then_some(d)
     })
 }
@@ -73,11 +78,20 @@ fn run_case(n: u64, args: &BenchArgs) -> Result<()> {
         Some(dir) => {
             let t = PredictionTables::load(&dir)?;
             (
-                Box::new(VidurModel::new(&t, &model, 1, 1, &VidurPredictorConfig::default())?),
+                Box::new(VidurModel::new(
+                    &t,
+                    &model,
+                    1,
+                    1,
+                    &VidurPredictorConfig::default(),
+                )?),
                 "vidur-tables".into(),
             )
         }
-        None => (Box::new(Roofline::new(&model, &device, 1, 1)?), "roofline".into()),
+        None => (
+            Box::new(Roofline::new(&model, &device, 1, 1)?),
+            "roofline".into(),
+        ),
     };
     let mut cfg = SimConfig::new(model, device, ReplicaSchedulerKind::Sarathi);
     cfg.scheduler.chunk_size = 512;
@@ -88,7 +102,10 @@ fn run_case(n: u64, args: &BenchArgs) -> Result<()> {
             max_tokens: 4096,
             prefill_to_decode_ratio: 16.0,
         },
-        arrival: ArrivalSpec::Poisson { qps: 2.0, vidur_clip: true },
+        arrival: ArrivalSpec::Poisson {
+            qps: 2.0,
+            vidur_clip: true,
+        },
         num_requests: Some(n),
         duration_s: None,
         seed: 42,
@@ -134,9 +151,15 @@ pub fn main(args: BenchArgs) -> Result<i32> {
         run_case(n, &args)?;
         return Ok(0);
     }
-    let sizes = if args.requests.is_empty() { vec![20_000, 1_000_000] } else { args.requests.clone() };
+    let sizes = if args.requests.is_empty() {
+        vec![20_000, 1_000_000]
+    } else {
+        args.requests.clone()
+    };
     let exe = std::env::current_exe()?;
-    println!("simfid bench: Vidur run-e configuration (sarathi chunk 512, Llama-3-8B/A100, Poisson 2 QPS), one core");
+    println!(
+        "simfid bench: Vidur run-e configuration (sarathi chunk 512, Llama-3-8B/A100, Poisson 2 QPS), one core"
+    );
     println!(
         "| requests | iterations | wall s | CPU s | requests/s (wall) | requests/CPU-s | \
          iterations/CPU-s | peak RSS MiB | vs Vidur (~{:.0} req/s) | exec model |",
@@ -149,9 +172,14 @@ pub fn main(args: BenchArgs) -> Result<i32> {
         if let Some(t) = &args.tables {
             cmd.arg("--tables").arg(t);
         }
-        let out = cmd.output().context("cannot start the benchmark child process")?;
+        let out = cmd
+            .output()
+            .context("cannot start the benchmark child process")?;
         if !out.status.success() {
-            bail!("benchmark case {n} failed: {}", String::from_utf8_lossy(&out.stderr));
+            bail!(
+                "benchmark case {n} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         let text = String::from_utf8_lossy(&out.stdout);
         let v: serde_json::Value = serde_json::from_str(text.lines().last().unwrap_or("{}"))?;

@@ -66,7 +66,8 @@ impl LatencyStats {
             self.tpot
                 .push((rec.token_times[n - 1] - rec.token_times[0]) / (n - 1) as f64);
             if self.itl.len() < Self::ITL_CAP {
-                self.itl.extend(rec.token_times.windows(2).map(|w| w[1] - w[0]));
+                self.itl
+                    .extend(rec.token_times.windows(2).map(|w| w[1] - w[0]));
             }
         }
     }
@@ -147,6 +148,11 @@ pub fn print_summary(st: &LatencyStats, s: &SimSummary, wall_s: f64) {
         let q = |p| quantile(v, p).map_or("-".to_string(), |x| format!("{:.2}", x * 1e3));
         let mean = simfid::fidelity::quantile::mean(v)
             .map_or("-".to_string(), |x| format!("{:.2}", x * 1e3));
-        println!("| {name} | {} | {} | {} | {mean} |", q(0.5), q(0.9), q(0.99));
+        println!(
+            "| {name} | {} | {} | {} | {mean} |",
+            q(0.5),
+            q(0.9),
+            q(0.99)
+        );
     }
 }

@@ -12,7 +12,9 @@ use simfid::exec::roofline::Roofline;
 use simfid::exec::tables::PredictionTables;
 use simfid::exec::vidur::{VidurModel, VidurPredictorConfig};
 use simfid::model::{DeviceSpec, ModelSpec, NodeSpec};
-use simfid::sim::{GlobalSchedulerKind, ReplicaSchedulerKind, SimConfig, Simulator, VidurCsvWriter};
+use simfid::sim::{
+    GlobalSchedulerKind, ReplicaSchedulerKind, SimConfig, Simulator, VidurCsvWriter,
+};
 use simfid::workload::{
     ArrivalSpec, CsvWorkload, LengthSpec, RngKind, SyntheticSpec, TraceReplayOptions,
 };
@@ -128,16 +130,40 @@ impl SimulateArgs {
         };
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("cannot read {}", path.display()))?;
-        let file: SimulateArgs =
-            toml::from_str(&text).with_context(|| format!("{}: invalid configuration", path.display()))?;
+        let file: SimulateArgs = toml::from_str(&text)
+            .with_context(|| format!("{}: invalid configuration", path.display()))?;
         macro_rules! fill {
             ($($f:ident),*) => { $( if self.$f.is_none() { self.$f = file.$f; } )* };
         }
         fill!(
-            model, device, scheduler, global_scheduler, replicas, tp, pp, chunk_size,
-            batch_size_cap, block_size, num_blocks, watermark, max_tokens_in_batch,
-            max_request_tokens, exec, workload, num_requests, qps, arrival, burstiness, lengths,
-            min_tokens, max_tokens, pd_ratio, prefill, decode, seed, output
+            model,
+            device,
+            scheduler,
+            global_scheduler,
+            replicas,
+            tp,
+            pp,
+            chunk_size,
+            batch_size_cap,
+            block_size,
+            num_blocks,
+            watermark,
+            max_tokens_in_batch,
+            max_request_tokens,
+            exec,
+            workload,
+            num_requests,
+            qps,
+            arrival,
+            burstiness,
+            lengths,
+            min_tokens,
+            max_tokens,
+            pd_ratio,
+            prefill,
+            decode,
+            seed,
+            output
         );
         self.token_times |= file.token_times;
         Ok(self)
@@ -154,13 +180,22 @@ pub fn exec_model(
     if spec == "roofline" {
         return Ok((
             Box::new(Roofline::new(model, &cfg.device, tp, pp)?),
-            format!("roofline ({} at 50% of peak FLOP/s, 70% of HBM bandwidth)", cfg.device.name),
+            format!(
+                "roofline ({} at 50% of peak FLOP/s, 70% of HBM bandwidth)",
+                cfg.device.name
+            ),
         ));
     }
     if let Some(dir) = spec.strip_prefix("tables:") {
         let t = PredictionTables::load(Path::new(dir))?;
         return Ok((
-            Box::new(VidurModel::new(&t, model, tp, pp, &VidurPredictorConfig::default())?),
+            Box::new(VidurModel::new(
+                &t,
+                model,
+                tp,
+                pp,
+                &VidurPredictorConfig::default(),
+            )?),
             format!("Vidur prediction tables in {dir}"),
         ));
     }
@@ -179,7 +214,13 @@ pub fn exec_model(
             .or_else(|_| NodeSpec::builtin("a100_pairwise_nvlink"))?;
         let p = OpProfile::load(&files, model, tp, pp, cfg.scheduler.block_size, &node)?;
         return Ok((
-            Box::new(VidurModel::new(&p, model, tp, pp, &VidurPredictorConfig::default())?),
+            Box::new(VidurModel::new(
+                &p,
+                model,
+                tp,
+                pp,
+                &VidurPredictorConfig::default(),
+            )?),
             format!("Vidur operator profiles {files:?}"),
         ));
     }
@@ -212,13 +253,22 @@ pub fn main(args: SimulateArgs) -> Result<i32> {
 
     let qps = a.qps.unwrap_or(8.0);
     let arrival = match a.arrival.as_deref().unwrap_or("poisson") {
-        "poisson" => ArrivalSpec::Poisson { qps, vidur_clip: false },
-        "gamma" => ArrivalSpec::Gamma { qps, burstiness: a.burstiness.unwrap_or(1.0) },
+        "poisson" => ArrivalSpec::Poisson {
+            qps,
+            vidur_clip: false,
+        },
+        "gamma" => ArrivalSpec::Gamma {
+            qps,
+            burstiness: a.burstiness.unwrap_or(1.0),
+        },
         "static" => ArrivalSpec::Static,
         other => bail!("--arrival must be poisson, gamma or static (got '{other}')"),
     };
     let csv = match &a.workload {
-        Some(path) => Some(simfid::workload::read_workload_csv(path, &TraceReplayOptions::exact())?),
+        Some(path) => Some(simfid::workload::read_workload_csv(
+            path,
+            &TraceReplayOptions::exact(),
+        )?),
         None => None,
     };
     let workload = match csv {
@@ -277,7 +327,7 @@ pub fn main(args: SimulateArgs) -> Result<i32> {
     };
 
     let dir = run_dir(a.output.as_deref().unwrap_or(Path::new("simfid_output")))?;
-    simfid::workload::write_workload_csv(&dir.join("workload.csv"), &workload)?;
+    simfid::workload::write_workload_csv(dir.join("workload.csv"), &workload)?;
     let csv_path = dir.join("request_metrics.csv");
     let file = std::fs::File::create(&csv_path)
         .with_context(|| format!("cannot create {}", csv_path.display()))?;
@@ -308,11 +358,22 @@ pub fn main(args: SimulateArgs) -> Result<i32> {
         use std::io::Write;
         t.flush()?;
     }
-    println!("simfid: {} on {} ({} scheduler), workload: {}", model.name, sim_device(&a), kind.name(), workload.source);
+    println!(
+        "simfid: {} on {} ({} scheduler), workload: {}",
+        model.name,
+        sim_device(&a),
+        kind.name(),
+        workload.source
+    );
     println!("simfid: execution-time model: {exec_desc}");
     print_summary(&tee.stats, &summary, wall);
-    tee.csv.finish().with_context(|| csv_path.display().to_string())?;
-    println!("simfid: wrote {} (and workload.csv, simfid_config.json)", csv_path.display());
+    tee.csv
+        .finish()
+        .with_context(|| csv_path.display().to_string())?;
+    println!(
+        "simfid: wrote {} (and workload.csv, simfid_config.json)",
+        csv_path.display()
+    );
     if summary.stalled {
         eprintln!(
             "simfid: error: the simulation stalled with {} unfinished requests",

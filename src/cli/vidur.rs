@@ -86,9 +86,14 @@ pub fn resolve(f: &VidurFlags) -> Result<VidurRun> {
     sched.max_waiting_iters = f.get("lightllm_scheduler_config_max_waiting_iters", 10)?;
     for other in ["vllm", "lightllm", "orca", "faster_transformer", "sarathi"] {
         if other != kind.name()
-            && ["batch_size_cap", "block_size", "num_blocks", "watermark_blocks_fraction"]
-                .iter()
-                .any(|k| f.has(&format!("{other}_scheduler_config_{k}")))
+            && [
+                "batch_size_cap",
+                "block_size",
+                "num_blocks",
+                "watermark_blocks_fraction",
+            ]
+            .iter()
+            .any(|k| f.has(&format!("{other}_scheduler_config_{k}")))
         {
             eprintln!(
                 "simfid: note: --{other}_scheduler_config_* flags are ignored: the replica \
@@ -116,13 +121,19 @@ pub fn resolve(f: &VidurFlags) -> Result<VidurRun> {
                 max_tokens,
             };
             let w = simfid::workload::read_trace_replay_csv(Path::new(&path), &opts)?;
-            (WorkloadSource::Fixed(w, Some(PyRandom::seed(seed))), max_tokens)
+            (
+                WorkloadSource::Fixed(w, Some(PyRandom::seed(seed))),
+                max_tokens,
+            )
         }
-        other => bail!("unknown --request_generator_config_type '{other}'; known: synthetic, trace_replay"),
+        other => bail!(
+            "unknown --request_generator_config_type '{other}'; known: synthetic, trace_replay"
+        ),
     };
 
     // Cluster.
-    let global = GlobalSchedulerKind::parse(&f.str_or("global_scheduler_config_type", "round_robin"))?;
+    let global =
+        GlobalSchedulerKind::parse(&f.str_or("global_scheduler_config_type", "round_robin"))?;
     let mut cfg = SimConfig::new(model.clone(), device, kind);
     cfg.num_replicas = f.get("cluster_config_num_replicas", 1)?;
     cfg.tensor_parallel_size = tp;
@@ -139,7 +150,9 @@ pub fn resolve(f: &VidurFlags) -> Result<VidurRun> {
     // Execution-time model.
     let pred = f.str_or("execution_time_predictor_config_type", "random_forrest");
     if pred != "random_forrest" && pred != "linear_regression" {
-        bail!("unknown --execution_time_predictor_config_type '{pred}'; known: random_forrest, linear_regression");
+        bail!(
+            "unknown --execution_time_predictor_config_type '{pred}'; known: random_forrest, linear_regression"
+        );
     }
     let q = format!("{pred}_execution_time_predictor_config_");
     if !f.flag(&format!("{q}skip_cpu_overhead_modeling"), true) {
@@ -161,54 +174,68 @@ pub fn resolve(f: &VidurFlags) -> Result<VidurRun> {
         max_batch_size: max_batch,
         max_kv: max_per_req,
         max_prefill_chunk: f.get(&format!("{q}prediction_max_prefill_chunk_size"), 4096)?,
-        decode_overhead_fraction: f
-            .get(&format!("{q}attention_decode_batching_overhead_fraction"), 0.1)?,
-        prefill_overhead_fraction: f
-            .get(&format!("{q}attention_prefill_batching_overhead_fraction"), 0.1)?,
+        decode_overhead_fraction: f.get(
+            &format!("{q}attention_decode_batching_overhead_fraction"),
+            0.1,
+        )?,
+        prefill_overhead_fraction: f.get(
+            &format!("{q}attention_prefill_batching_overhead_fraction"),
+            0.1,
+        )?,
         nccl_cpu_launch_overhead_ms: f.get(&format!("{q}nccl_cpu_launch_overhead_ms"), 0.02)?,
         nccl_cpu_skew_overhead_per_device_ms: f
             .get(&format!("{q}nccl_cpu_skew_overhead_per_device_ms"), 0.0)?,
     };
-    let (exec, exec_description): (Box<dyn ExecModel>, String) =
-        if let Some(dir) = f.raw("simfid_prediction_tables") {
-            let tables = PredictionTables::load(Path::new(dir))?;
-            (
-                Box::new(VidurModel::new(&tables, &model, tp, pp, &pcfg)?),
-                format!("Vidur prediction tables in {dir}"),
-            )
-        } else {
-            let t = |name: &str, default: &str| {
-                template(
-                    &f.str_or(&format!("{q}{name}"), default),
-                    &device_name,
-                    &model.name,
-                    &network,
-                )
-            };
-            let files = ProfileFiles {
-                mlp: t("compute_input_file", "./data/profiling/compute/{DEVICE}/{MODEL}/mlp.csv"),
-                attention: t(
-                    "attention_input_file",
-                    "./data/profiling/compute/{DEVICE}/{MODEL}/attention.csv",
-                ),
-                all_reduce: (tp > 1).then(|| {
-                    t("all_reduce_input_file", "./data/profiling/network/{NETWORK_DEVICE}/all_reduce.csv")
-                }),
-                send_recv: (pp > 1).then(|| {
-                    t("send_recv_input_file", "./data/profiling/network/{NETWORK_DEVICE}/send_recv.csv")
-                }),
-            };
-            let profile = OpProfile::load(&files, &model, tp, pp, cfg.scheduler.block_size, &node)
-                .with_context(|| "loading Vidur operator profiles (give --simfid_prediction_tables DIR to use exported tables instead)")?;
-            (
-                Box::new(VidurModel::new(&profile, &model, tp, pp, &pcfg)?),
-                format!(
-                    "Vidur operator profiles {} + {} (simfid interpolation)",
-                    files.mlp.display(),
-                    files.attention.display()
-                ),
+    let (exec, exec_description): (Box<dyn ExecModel>, String) = if let Some(dir) =
+        f.raw("simfid_prediction_tables")
+    {
+        let tables = PredictionTables::load(Path::new(dir))?;
+        (
+            Box::new(VidurModel::new(&tables, &model, tp, pp, &pcfg)?),
+            format!("Vidur prediction tables in {dir}"),
+        )
+    } else {
+        let t = |name: &str, default: &str| {
+            template(
+                &f.str_or(&format!("{q}{name}"), default),
+                &device_name,
+                &model.name,
+                &network,
             )
         };
+        let files = ProfileFiles {
+            mlp: t(
+                "compute_input_file",
+                "./data/profiling/compute/{DEVICE}/{MODEL}/mlp.csv",
+            ),
+            attention: t(
+                "attention_input_file",
+                "./data/profiling/compute/{DEVICE}/{MODEL}/attention.csv",
+            ),
+            all_reduce: (tp > 1).then(|| {
+                t(
+                    "all_reduce_input_file",
+                    "./data/profiling/network/{NETWORK_DEVICE}/all_reduce.csv",
+                )
+            }),
+            send_recv: (pp > 1).then(|| {
+                t(
+                    "send_recv_input_file",
+                    "./data/profiling/network/{NETWORK_DEVICE}/send_recv.csv",
+                )
+            }),
+        };
+        let profile = OpProfile::load(&files, &model, tp, pp, cfg.scheduler.block_size, &node)
+                .with_context(|| "loading Vidur operator profiles (give --simfid_prediction_tables DIR to use exported tables instead)")?;
+        (
+            Box::new(VidurModel::new(&profile, &model, tp, pp, &pcfg)?),
+            format!(
+                "Vidur operator profiles {} + {} (simfid interpolation)",
+                files.mlp.display(),
+                files.attention.display()
+            ),
+        )
+    };
 
     // A `random` router continues CPython's stream where generation left it, as in Vidur.
     let workload = match (workload, global) {
@@ -289,7 +316,9 @@ fn synthetic(f: &VidurFlags, seed: u64) -> Result<(WorkloadSource, u32)> {
                 max_tokens,
             )
         }
-        other => bail!("unknown --length_generator_config_type '{other}'; known: fixed, uniform, zipf, trace"),
+        other => bail!(
+            "unknown --length_generator_config_type '{other}'; known: fixed, uniform, zipf, trace"
+        ),
     };
     let interval_type = f.str_or("interval_generator_config_type", "poisson");
     let arrival = match interval_type.as_str() {
@@ -309,17 +338,34 @@ fn synthetic(f: &VidurFlags, seed: u64) -> Result<(WorkloadSource, u32)> {
             );
             let times_s = simfid::workload::read_vidur_interval_trace(
                 Path::new(&path),
-                &f.str_or("trace_request_interval_generator_config_start_time", "1970-01-04 12:00:00"),
-                &f.str_or("trace_request_interval_generator_config_end_time", "1970-01-04 15:00:00"),
-                f.get("trace_request_interval_generator_config_time_scale_factor", 1.0)?,
+                &f.str_or(
+                    "trace_request_interval_generator_config_start_time",
+                    "1970-01-04 12:00:00",
+                ),
+                &f.str_or(
+                    "trace_request_interval_generator_config_end_time",
+                    "1970-01-04 15:00:00",
+                ),
+                f.get(
+                    "trace_request_interval_generator_config_time_scale_factor",
+                    1.0,
+                )?,
             )?;
             ArrivalSpec::Trace { times_s }
         }
-        other => bail!("unknown --interval_generator_config_type '{other}'; known: poisson, gamma, static, trace"),
+        other => bail!(
+            "unknown --interval_generator_config_type '{other}'; known: poisson, gamma, static, trace"
+        ),
     };
-    let num_requests: Option<u64> = f.opt("synthetic_request_generator_config_num_requests")?.or(
-        if f.has("synthetic_request_generator_config_num_requests") { None } else { Some(128) },
-    );
+    let num_requests: Option<u64> = f
+        .opt("synthetic_request_generator_config_num_requests")?
+        .or(
+            if f.has("synthetic_request_generator_config_num_requests") {
+                None
+            } else {
+                Some(128)
+            },
+        );
     let spec = SyntheticSpec {
         length,
         arrival,
@@ -353,7 +399,8 @@ pub fn main(args: &[String]) -> Result<i32> {
         .with_context(|| format!("cannot create {}", csv_path.display()))?;
     let tokens = if run.token_times {
         let p = dir.join("token_times.csv");
-        let mut f = std::fs::File::create(&p).with_context(|| format!("cannot create {}", p.display()))?;
+        let mut f =
+            std::fs::File::create(&p).with_context(|| format!("cannot create {}", p.display()))?;
         use std::io::Write;
         writeln!(f, "request_id,token_index,time_s")?;
         Some(f)
@@ -367,7 +414,10 @@ pub fn main(args: &[String]) -> Result<i32> {
         "execution_time_model": run.exec_description,
         "vidur_flags": args,
     });
-    std::fs::write(dir.join("simfid_config.json"), serde_json::to_string_pretty(&config_json)?)?;
+    std::fs::write(
+        dir.join("simfid_config.json"),
+        serde_json::to_string_pretty(&config_json)?,
+    )?;
 
     let mut sim = Simulator::new(run.cfg.clone(), run.exec.as_ref())?;
     let start = Instant::now();
@@ -396,7 +446,8 @@ pub fn main(args: &[String]) -> Result<i32> {
         Ok(s) => s.unfinished > 0,
         Err(_) => true,
     };
-    csv.finish().map_err(|e| anyhow!("{}: {e}", csv_path.display()))?;
+    csv.finish()
+        .map_err(|e| anyhow!("{}: {e}", csv_path.display()))?;
     if rows_unfinished {
         // pandas writes an integer column holding empty cells as floats: match Vidur's file.
         pandas_float_restarts(&csv_path)?;

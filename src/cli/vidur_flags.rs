@@ -48,12 +48,20 @@ fn known_flags() -> BTreeMap<String, Kind> {
         add(t.into(), Value);
     }
     for s in SCHEDULERS {
-        for f in ["batch_size_cap", "block_size", "watermark_blocks_fraction", "num_blocks"] {
+        for f in [
+            "batch_size_cap",
+            "block_size",
+            "watermark_blocks_fraction",
+            "num_blocks",
+        ] {
             add(format!("{s}_scheduler_config_{f}"), Value);
         }
     }
     add("vllm_scheduler_config_max_tokens_in_batch".into(), Value);
-    add("lightllm_scheduler_config_max_tokens_in_batch".into(), Value);
+    add(
+        "lightllm_scheduler_config_max_tokens_in_batch".into(),
+        Value,
+    );
     add("lightllm_scheduler_config_max_waiting_iters".into(), Value);
     add("sarathi_scheduler_config_chunk_size".into(), Value);
     for f in ["seed", "num_requests", "duration"] {
@@ -69,29 +77,67 @@ fn known_flags() -> BTreeMap<String, Kind> {
     ] {
         add(format!("trace_request_generator_config_{f}"), Value);
     }
-    for f in ["seed", "max_tokens", "trace_file", "prefill_scale_factor", "decode_scale_factor"] {
+    for f in [
+        "seed",
+        "max_tokens",
+        "trace_file",
+        "prefill_scale_factor",
+        "decode_scale_factor",
+    ] {
         add(format!("trace_request_length_generator_config_{f}"), Value);
     }
-    for f in ["seed", "max_tokens", "theta", "min_tokens", "prefill_to_decode_ratio"] {
+    for f in [
+        "seed",
+        "max_tokens",
+        "theta",
+        "min_tokens",
+        "prefill_to_decode_ratio",
+    ] {
         add(format!("zipf_request_length_generator_config_{f}"), Value);
     }
     add("zipf_request_length_generator_config_scramble".into(), Bool);
-    for f in ["seed", "max_tokens", "min_tokens", "prefill_to_decode_ratio"] {
-        add(format!("uniform_request_length_generator_config_{f}"), Value);
+    for f in [
+        "seed",
+        "max_tokens",
+        "min_tokens",
+        "prefill_to_decode_ratio",
+    ] {
+        add(
+            format!("uniform_request_length_generator_config_{f}"),
+            Value,
+        );
     }
     for f in ["seed", "max_tokens", "prefill_tokens", "decode_tokens"] {
         add(format!("fixed_request_length_generator_config_{f}"), Value);
     }
-    for f in ["seed", "trace_file", "start_time", "end_time", "time_scale_factor"] {
-        add(format!("trace_request_interval_generator_config_{f}"), Value);
+    for f in [
+        "seed",
+        "trace_file",
+        "start_time",
+        "end_time",
+        "time_scale_factor",
+    ] {
+        add(
+            format!("trace_request_interval_generator_config_{f}"),
+            Value,
+        );
     }
     for f in ["seed", "qps"] {
-        add(format!("poisson_request_interval_generator_config_{f}"), Value);
+        add(
+            format!("poisson_request_interval_generator_config_{f}"),
+            Value,
+        );
     }
     for f in ["seed", "qps", "cv"] {
-        add(format!("gamma_request_interval_generator_config_{f}"), Value);
+        add(
+            format!("gamma_request_interval_generator_config_{f}"),
+            Value,
+        );
     }
-    add("static_request_interval_generator_config_seed".into(), Value);
+    add(
+        "static_request_interval_generator_config_seed".into(),
+        Value,
+    );
     for p in PREDICTORS {
         for f in [
             "compute_input_file",
@@ -117,7 +163,10 @@ fn known_flags() -> BTreeMap<String, Kind> {
         }
     }
     for f in ["num_estimators", "max_depth", "min_samples_split"] {
-        add(format!("random_forrest_execution_time_predictor_config_{f}"), List);
+        add(
+            format!("random_forrest_execution_time_predictor_config_{f}"),
+            List,
+        );
     }
     for f in [
         "polynomial_degree",
@@ -125,7 +174,10 @@ fn known_flags() -> BTreeMap<String, Kind> {
         "polynomial_interaction_only",
         "fit_intercept",
     ] {
-        add(format!("linear_regression_execution_time_predictor_config_{f}"), List);
+        add(
+            format!("linear_regression_execution_time_predictor_config_{f}"),
+            List,
+        );
     }
     for f in [
         "write_metrics",
@@ -177,7 +229,11 @@ fn closest<'a>(name: &str, known: impl Iterator<Item = &'a String>) -> Option<&'
         for (i, ca) in a.chars().enumerate() {
             let mut cur = vec![i + 1];
             for (j, cb) in b.iter().enumerate() {
-                cur.push((prev[j] + (ca != *cb) as usize).min(prev[j + 1] + 1).min(cur[j] + 1));
+                cur.push(
+                    (prev[j] + (ca != *cb) as usize)
+                        .min(prev[j + 1] + 1)
+                        .min(cur[j] + 1),
+                );
             }
             prev = cur;
         }
@@ -258,7 +314,10 @@ impl VidurFlags {
 
     /// The raw value of a flag, if given.
     pub fn raw(&self, name: &str) -> Option<&str> {
-        self.values.get(name).and_then(|v| v.first()).map(String::as_str)
+        self.values
+            .get(name)
+            .and_then(|v| v.first())
+            .map(String::as_str)
     }
 
     /// A string flag with a default.
@@ -323,7 +382,10 @@ mod tests {
     fn unknown_flag_suggests_the_closest() {
         let e = VidurFlags::parse(&args("--sarathi_scheduler_config_chunk 512")).unwrap_err();
         let msg = e.to_string();
-        assert!(msg.contains("--sarathi_scheduler_config_chunk_size"), "{msg}");
+        assert!(
+            msg.contains("--sarathi_scheduler_config_chunk_size"),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -34,7 +34,7 @@ pub struct Roofline {
 impl Roofline {
     /// A roofline for `model` on `device` at tensor parallelism `tp` and `pp` stages.
     pub fn new(model: &ModelSpec, device: &DeviceSpec, tp: u32, pp: u32) -> Result<Roofline> {
-        if tp == 0 || pp == 0 || model.num_layers % pp != 0 {
+        if tp == 0 || pp == 0 || !model.num_layers.is_multiple_of(pp) {
             return Err(Error::Config(format!(
                 "roofline: {} layers cannot be split into {pp} stages",
                 model.num_layers
@@ -112,7 +112,11 @@ mod tests {
     fn prefill_is_compute_bound() {
         let m = ModelSpec::builtin("meta-llama/Meta-Llama-3-8B").unwrap();
         let r = Roofline::new(&m, &DeviceSpec::builtin("a100").unwrap(), 1, 1).unwrap();
-        let one = [BatchItem { num_tokens: 2048, processed_tokens: 0, prefill_complete: false }];
+        let one = [BatchItem {
+            num_tokens: 2048,
+            processed_tokens: 0,
+            prefill_complete: false,
+        }];
         let t = r.stage_time(&one, 0).unwrap().total_s;
         // 2 · 2048 · 7 G params ≈ 28.6 TFLOP at 156 TFLOP/s ≈ 0.18 s.
         assert!((0.1..0.4).contains(&t), "{t}");

@@ -27,7 +27,10 @@ pub struct PredictionTables {
 
 /// Reads `<dir>/<stem>.csv.gz` or `<dir>/<stem>.csv`; `None` when neither exists.
 fn open_table(dir: &Path, stem: &str) -> Result<Option<(PathBuf, String)>> {
-    for (name, gz) in [(format!("{stem}.csv.gz"), true), (format!("{stem}.csv"), false)] {
+    for (name, gz) in [
+        (format!("{stem}.csv.gz"), true),
+        (format!("{stem}.csv"), false),
+    ] {
         let path = dir.join(name);
         if !path.is_file() {
             continue;
@@ -69,10 +72,9 @@ fn parse_rows(path: &Path, text: &str, features: &[&str]) -> Result<Vec<(Vec<u64
         }
         let cells: Vec<&str> = line.split(',').collect();
         let cell = |j: usize| {
-            cells
-                .get(j)
-                .map(|c| c.trim())
-                .ok_or_else(|| Error::csv(path, lineno, format!("expected {} columns", header.len())))
+            cells.get(j).map(|c| c.trim()).ok_or_else(|| {
+                Error::csv(path, lineno, format!("expected {} columns", header.len()))
+            })
         };
         let mut key = Vec::with_capacity(idx.len());
         for (&j, name) in idx.iter().zip(features) {
@@ -82,7 +84,11 @@ fn parse_rows(path: &Path, text: &str, features: &[&str]) -> Result<Vec<(Vec<u64
                 .parse()
                 .map_err(|_| Error::csv(path, lineno, format!("{name}: not a number: '{c}'")))?;
             if v < 0.0 || v.fract() != 0.0 {
-                return Err(Error::csv(path, lineno, format!("{name}: not a count: '{c}'")));
+                return Err(Error::csv(
+                    path,
+                    lineno,
+                    format!("{name}: not a count: '{c}'"),
+                ));
             }
             key.push(v as u64);
         }
@@ -98,7 +104,11 @@ fn parse_rows(path: &Path, text: &str, features: &[&str]) -> Result<Vec<(Vec<u64
 fn dense_by_tokens(path: &Path, rows: Vec<(Vec<u64>, f64)>) -> Result<Vec<f64>> {
     let max = rows.iter().map(|(k, _)| k[0]).max().unwrap_or(0) as usize;
     if max > 50_000_000 {
-        return Err(Error::csv(path, 0, format!("num_tokens {max} is implausibly large")));
+        return Err(Error::csv(
+            path,
+            0,
+            format!("num_tokens {max} is implausibly large"),
+        ));
     }
     let mut v = vec![f64::NAN; max + 1];
     for (k, p) in rows {
@@ -145,10 +155,14 @@ impl PredictionTables {
             .map(|(k, p)| ((k[0] as u32, k[1] as u32), p))
             .collect();
         let (path, text) = required("attn_prefill")?;
-        let prefill = parse_rows(&path, &text, &["kv_cache_size", "prefill_chunk_size_squared"])?
-            .into_iter()
-            .map(|(k, p)| ((k[0] as u32, k[1]), p))
-            .collect();
+        let prefill = parse_rows(
+            &path,
+            &text,
+            &["kv_cache_size", "prefill_chunk_size_squared"],
+        )?
+        .into_iter()
+        .map(|(k, p)| ((k[0] as u32, k[1]), p))
+        .collect();
         Ok(PredictionTables {
             dir: dir.to_path_buf(),
             linear,
@@ -169,7 +183,10 @@ impl PredictionTables {
         match table.get(tokens as usize) {
             Some(v) if !v.is_nan() => Ok(*v),
             _ => Err(Error::OutOfRange {
-                what: format!("{what} at num_tokens={tokens} (tables in {})", self.dir.display()),
+                what: format!(
+                    "{what} at num_tokens={tokens} (tables in {})",
+                    self.dir.display()
+                ),
             }),
         }
     }

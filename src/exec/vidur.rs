@@ -118,7 +118,7 @@ impl VidurModel {
         pp: u32,
         cfg: &VidurPredictorConfig,
     ) -> Result<VidurModel> {
-        if pp == 0 || tp == 0 || model.num_layers % pp != 0 {
+        if pp == 0 || tp == 0 || !model.num_layers.is_multiple_of(pp) {
             return Err(Error::Config(format!(
                 "{} layers cannot be split into {pp} pipeline stages",
                 model.num_layers
@@ -166,7 +166,11 @@ impl VidurModel {
 
         let gran = cfg.kv_granularity.max(1);
         let nkv = (cfg.max_kv / gran) as usize + 1;
-        let dec_frac = if gqa { cfg.decode_overhead_fraction } else { 0.0 };
+        let dec_frac = if gqa {
+            cfg.decode_overhead_fraction
+        } else {
+            0.0
+        };
         let mut decode = vec![f64::NAN; (cfg.max_batch_size as usize + 1) * nkv];
         for b in 1..=cfg.max_batch_size {
             let factor = 1.0 + dec_frac * ((b > 1) as u8 as f64);
@@ -185,7 +189,11 @@ impl VidurModel {
                 }
             }
         }
-        let pre_frac = if gqa { cfg.prefill_overhead_fraction } else { 0.0 };
+        let pre_frac = if gqa {
+            cfg.prefill_overhead_fraction
+        } else {
+            0.0
+        };
         Ok(VidurModel {
             layers_per_stage: (model.num_layers / pp) as f64,
             num_stages: pp as usize,
@@ -258,7 +266,11 @@ impl VidurModel {
                 ));
             }
             let nkv = (self.max_kv / self.gran) as usize + 1;
-            Self::at(&self.decode, n_dec as usize * nkv + (kv / g) as usize, "attn_decode")?
+            Self::at(
+                &self.decode,
+                n_dec as usize * nkv + (kv / g) as usize,
+                "attn_decode",
+            )?
         };
         let prefill = if n_pre == 0 {
             0.0
@@ -271,7 +283,11 @@ impl VidurModel {
                 ));
             }
             let nch = self.max_chunk as usize + 1;
-            let x = Self::at(&self.prefill, (pre_kv / g) as usize * nch + c as usize, "attn_prefill")?;
+            let x = Self::at(
+                &self.prefill,
+                (pre_kv / g) as usize * nch + c as usize,
+                "attn_prefill",
+            )?;
             if n_pre > 1 {
                 x * self.prefill_multi_factor
             } else {

@@ -16,7 +16,11 @@ pub fn quantile_sorted(sorted: &[f64], p: f64) -> Option<f64> {
     // NumPy's lerp form: exact at both ends.
     let (a, b) = (sorted[lo], sorted[hi]);
     let d = b - a;
-    Some(if frac >= 0.5 { b - d * (1.0 - frac) } else { a + d * frac })
+    Some(if frac >= 0.5 {
+        b - d * (1.0 - frac)
+    } else {
+        a + d * frac
+    })
 }
 
 /// Type-7 quantile of an unsorted sample (sorts a copy).
@@ -69,6 +73,9 @@ mod tests {
         let t = [2.0, 5.0, 2.0, 1.0, 2.0];
         assert_eq!(quantile(&t, 0.5), Some(2.0));
         assert!((quantile(&t, 0.9).unwrap() - 3.8).abs() < 1e-12);
-        assert_eq!(nearest_rank_sorted(&[1.0, 2.0, 2.0, 2.0, 5.0], 0.9), Some(5.0));
+        assert_eq!(
+            nearest_rank_sorted(&[1.0, 2.0, 2.0, 2.0, 5.0], 0.9),
+            Some(5.0)
+        );
     }
 }

@@ -90,7 +90,12 @@ mod tests {
     fn known_devices_resolve() {
         assert_eq!(DeviceSpec::builtin("H100").unwrap().total_memory_gb, 80);
         assert_eq!(DeviceSpec::builtin("h200").unwrap().total_memory_gb, 141);
-        assert_eq!(NodeSpec::builtin("a100_pairwise_nvlink").unwrap().num_devices_per_node, 4);
+        assert_eq!(
+            NodeSpec::builtin("a100_pairwise_nvlink")
+                .unwrap()
+                .num_devices_per_node,
+            4
+        );
     }
 
     #[test]

@@ -40,7 +40,10 @@ pub struct ModelSpec {
 }
 
 /// `(name, builder)` of every built-in model.
-const BUILTIN: &[(&str, fn() -> ModelSpec)] = &[
+/// Builds one built-in model.
+type Builder = fn() -> ModelSpec;
+
+const BUILTIN: &[(&str, Builder)] = &[
     ("Qwen/Qwen3-0.6B", qwen3_0_6b),
     ("meta-llama/Llama-2-7b-hf", llama2_7b),
     ("meta-llama/Llama-2-70b-hf", llama2_70b),
@@ -85,25 +88,95 @@ fn llama_like(
 // Architecture facts of Vidur's models are those of Vidur's `vidur/config/model_config.py`
 // at commit 7d47513 (which in turn are the models' published config.json values).
 fn llama2_7b() -> ModelSpec {
-    llama_like("meta-llama/Llama-2-7b-hf", 32, 32, 32, 4096, 11008, 32768, 4096, 10000.0)
+    llama_like(
+        "meta-llama/Llama-2-7b-hf",
+        32,
+        32,
+        32,
+        4096,
+        11008,
+        32768,
+        4096,
+        10000.0,
+    )
 }
 fn llama2_70b() -> ModelSpec {
-    llama_like("meta-llama/Llama-2-70b-hf", 80, 64, 8, 8192, 28672, 32768, 4096, 10000.0)
+    llama_like(
+        "meta-llama/Llama-2-70b-hf",
+        80,
+        64,
+        8,
+        8192,
+        28672,
+        32768,
+        4096,
+        10000.0,
+    )
 }
 fn llama3_8b() -> ModelSpec {
-    llama_like("meta-llama/Meta-Llama-3-8B", 32, 32, 8, 4096, 14336, 128256, 4096, 500000.0)
+    llama_like(
+        "meta-llama/Meta-Llama-3-8B",
+        32,
+        32,
+        8,
+        4096,
+        14336,
+        128256,
+        4096,
+        500000.0,
+    )
 }
 fn llama3_70b() -> ModelSpec {
-    llama_like("meta-llama/Meta-Llama-3-70B", 80, 64, 8, 8192, 28672, 128256, 8192, 500000.0)
+    llama_like(
+        "meta-llama/Meta-Llama-3-70B",
+        80,
+        64,
+        8,
+        8192,
+        28672,
+        128256,
+        8192,
+        500000.0,
+    )
 }
 fn codellama_34b() -> ModelSpec {
-    llama_like("codellama/CodeLlama-34b-Instruct-hf", 48, 64, 8, 8192, 22016, 32768, 16384, 1e6)
+    llama_like(
+        "codellama/CodeLlama-34b-Instruct-hf",
+        48,
+        64,
+        8,
+        8192,
+        22016,
+        32768,
+        16384,
+        1e6,
+    )
 }
 fn internlm_20b() -> ModelSpec {
-    llama_like("internlm/internlm-20b", 60, 40, 40, 5120, 13824, 103168, 4096, 10000.0)
+    llama_like(
+        "internlm/internlm-20b",
+        60,
+        40,
+        40,
+        5120,
+        13824,
+        103168,
+        4096,
+        10000.0,
+    )
 }
 fn internlm2_20b() -> ModelSpec {
-    llama_like("internlm/internlm2-20b", 48, 48, 8, 6144, 16384, 92544, 32768, 1e6)
+    llama_like(
+        "internlm/internlm2-20b",
+        48,
+        48,
+        8,
+        6144,
+        16384,
+        92544,
+        32768,
+        1e6,
+    )
 }
 fn qwen_72b() -> ModelSpec {
     llama_like("Qwen/Qwen-72B", 80, 64, 64, 8192, 24576, 152064, 32768, 1e6)
@@ -112,7 +185,17 @@ fn phi2() -> ModelSpec {
     ModelSpec {
         use_gated_mlp: false,
         post_attn_norm: false,
-        ..llama_like("microsoft/phi-2", 32, 32, 32, 2560, 10240, 51200, 2048, 10000.0)
+        ..llama_like(
+            "microsoft/phi-2",
+            32,
+            32,
+            32,
+            2560,
+            10240,
+            51200,
+            2048,
+            10000.0,
+        )
     }
 }
 /// Qwen3-0.6B, from its published `config.json` (Qwen/Qwen3-0.6B on Hugging Face).
@@ -202,7 +285,9 @@ impl ModelSpec {
     ) -> std::result::Result<ModelSpec, String> {
         let c: HfConfig = serde_json::from_str(text).map_err(|e| e.to_string())?;
         if c.num_attention_heads == 0 || c.num_hidden_layers == 0 || c.hidden_size == 0 {
-            return Err("num_attention_heads, num_hidden_layers and hidden_size must be > 0".into());
+            return Err(
+                "num_attention_heads, num_hidden_layers and hidden_size must be > 0".into(),
+            );
         }
         let model_type = c.model_type.unwrap_or_default();
         let non_gated = matches!(model_type.as_str(), "phi" | "gpt2" | "gpt_neox" | "opt");
@@ -253,7 +338,10 @@ impl ModelSpec {
 
     /// KV-cache bytes per token on one device for all layers (K and V, 2 bytes per value).
     pub fn kv_bytes_per_token(&self, tp: u32) -> u64 {
-        2 * 2 * self.head_dim as u64 * self.num_kv_heads.div_ceil(tp) as u64 * self.num_layers as u64
+        2 * 2
+            * self.head_dim as u64
+            * self.num_kv_heads.div_ceil(tp) as u64
+            * self.num_layers as u64
     }
 }
 
@@ -265,7 +353,10 @@ mod tests {
     fn qwen3_builtin_has_published_shape() {
         let m = ModelSpec::builtin("qwen3-0.6b").unwrap();
         assert_eq!((m.num_layers, m.num_q_heads, m.num_kv_heads), (28, 16, 8));
-        assert_eq!((m.head_dim, m.embedding_dim, m.mlp_hidden_dim), (128, 1024, 3072));
+        assert_eq!(
+            (m.head_dim, m.embedding_dim, m.mlp_hidden_dim),
+            (128, 1024, 3072)
+        );
         assert_eq!(m.vocab_size, 151936);
         assert!(m.tie_word_embeddings);
     }

@@ -167,12 +167,17 @@ impl SimConfig {
         let (tp, pp) = (self.tensor_parallel_size, self.num_pipeline_stages);
         let bad = |s: String| Err(Error::Config(s));
         if self.num_replicas == 0 || tp == 0 || pp == 0 {
-            return bad("num_replicas, tensor_parallel_size and num_pipeline_stages must be ≥ 1".into());
+            return bad(
+                "num_replicas, tensor_parallel_size and num_pipeline_stages must be ≥ 1".into(),
+            );
         }
-        if m.num_layers % pp != 0 {
-            return bad(format!("{} layers are not divisible into {pp} pipeline stages", m.num_layers));
+        if !m.num_layers.is_multiple_of(pp) {
+            return bad(format!(
+                "{} layers are not divisible into {pp} pipeline stages",
+                m.num_layers
+            ));
         }
-        if m.embedding_dim % tp != 0 || m.num_q_heads % tp != 0 {
+        if !m.embedding_dim.is_multiple_of(tp) || !m.num_q_heads.is_multiple_of(tp) {
             return bad(format!(
                 "embedding_dim {} and num_q_heads {} must be divisible by tensor_parallel_size {tp}",
                 m.embedding_dim, m.num_q_heads
@@ -183,7 +188,10 @@ impl SimConfig {
             return bad("block_size and batch_size_cap must be ≥ 1".into());
         }
         if s.batch_size_cap < pp {
-            return bad(format!("batch_size_cap {} is smaller than the {pp} pipeline stages", s.batch_size_cap));
+            return bad(format!(
+                "batch_size_cap {} is smaller than the {pp} pipeline stages",
+                s.batch_size_cap
+            ));
         }
         if s.kind == ReplicaSchedulerKind::LightLlm && (s.block_size != 1 || pp != 1) {
             return bad("lightllm needs block_size 1 and a single pipeline stage".into());

@@ -105,7 +105,9 @@ impl<'a> Simulator<'a> {
     pub fn new(cfg: SimConfig, exec: &'a dyn ExecModel) -> Result<Simulator<'a>> {
         cfg.validate()?;
         let plan = memory_plan(&cfg)?;
-        let replicas = (0..cfg.num_replicas).map(|_| Replica::new(&cfg, &plan)).collect();
+        let replicas = (0..cfg.num_replicas)
+            .map(|_| Replica::new(&cfg, &plan))
+            .collect();
         let router = match cfg.global_scheduler {
             GlobalSchedulerKind::RoundRobin => Router::RoundRobin(0),
             GlobalSchedulerKind::Lor => Router::Lor,
@@ -207,7 +209,11 @@ impl<'a> Simulator<'a> {
         let mut summary = SimSummary::default();
         let mut now = 0.0f64;
         let mut last_arrival: Option<f64> = None;
-        let limit = self.cfg.time_limit_s.filter(|&l| l > 0.0).unwrap_or(f64::INFINITY);
+        let limit = self
+            .cfg
+            .time_limit_s
+            .filter(|&l| l > 0.0)
+            .unwrap_or(f64::INFINITY);
         loop {
             // Order at the current time: arrivals (created first), then heap events of this
             // time (created before the clock got here), then events created at this time.
@@ -318,7 +324,10 @@ impl<'a> Simulator<'a> {
                 let mut touched_big: Vec<u32> = Vec::new();
                 // The queue is already in arrival order (Vidur sorts it stably by arrival).
                 let pending: Vec<u32> = if matches!(self.router, Router::Lor) {
-                    self.replicas.iter().map(|r| r.waiting.len() as u32).collect()
+                    self.replicas
+                        .iter()
+                        .map(|r| r.waiting.len() as u32)
+                        .collect()
                 } else {
                     Vec::new()
                 };
@@ -369,7 +378,11 @@ impl<'a> Simulator<'a> {
                 let mut count = 0usize;
                 while self.replicas[r as usize].num_running_batches < num_stages {
                     let mut out = std::mem::take(&mut self.scratch);
-                    scheduler::next_batch(&mut self.replicas[r as usize], &mut self.reqs, &mut out)?;
+                    scheduler::next_batch(
+                        &mut self.replicas[r as usize],
+                        &mut self.reqs,
+                        &mut out,
+                    )?;
                     if out.is_empty() {
                         self.scratch = out;
                         break;
@@ -385,7 +398,11 @@ impl<'a> Simulator<'a> {
                     count += 1;
                 }
                 for i in 0..count {
-                    let b = if i < formed.len() { formed[i] } else { formed_more[i - formed.len()] };
+                    let b = if i < formed.len() {
+                        formed[i]
+                    } else {
+                        formed_more[i - formed.len()]
+                    };
                     let batch = &mut self.batches[b as usize];
                     batch.scheduled_at = t;
                     for &s in &batch.slots {
@@ -393,12 +410,18 @@ impl<'a> Simulator<'a> {
                     }
                 }
                 for i in 0..count {
-                    let b = if i < formed.len() { formed[i] } else { formed_more[i - formed.len()] };
+                    let b = if i < formed.len() {
+                        formed[i]
+                    } else {
+                        formed_more[i - formed.len()]
+                    };
                     self.push(t, Kind::StageArrival { r, s: 0, b });
                 }
             }
             Kind::StageArrival { r, s, b } => {
-                self.replicas[r as usize].stages[s as usize].queue.push_back(b);
+                self.replicas[r as usize].stages[s as usize]
+                    .queue
+                    .push_back(b);
                 self.push(t, Kind::StageSchedule { r, s });
             }
             Kind::StageSchedule { r, s } => {
@@ -410,7 +433,9 @@ impl<'a> Simulator<'a> {
                     return Ok(());
                 };
                 stage.busy = true;
-                let time = self.exec.stage_time(&self.batches[b as usize].items, s as usize)?;
+                let time = self
+                    .exec
+                    .stage_time(&self.batches[b as usize].items, s as usize)?;
                 let batch = &mut self.batches[b as usize];
                 batch.stage = time;
                 for &slot in &batch.slots {
@@ -438,7 +463,11 @@ impl<'a> Simulator<'a> {
                 for (&slot, item) in batch.slots.iter().zip(&batch.items) {
                     self.reqs[slot as usize].on_batch_end(t, item.num_tokens);
                 }
-                scheduler::on_batch_end(&mut self.replicas[r as usize], &mut self.reqs, &batch.slots);
+                scheduler::on_batch_end(
+                    &mut self.replicas[r as usize],
+                    &mut self.reqs,
+                    &batch.slots,
+                );
                 for &slot in &batch.slots {
                     if self.reqs[slot as usize].completed {
                         summary.completed += 1;

@@ -111,7 +111,11 @@ impl RequestRecord {
             Some(I(self.prefill_tokens as i64)),
             Some(I(self.decode_tokens as i64)),
             Some(F(self.prefill_tokens as f64 / self.decode_tokens as f64)),
-            if c { Some(I(self.restarts as i64)) } else { None },
+            if c {
+                Some(I(self.restarts as i64))
+            } else {
+                None
+            },
         ]
     }
 }
@@ -208,7 +212,11 @@ pub fn write_py_float_bytes(out: &mut Vec<u8>, x: f64) {
         return;
     }
     if x == 0.0 {
-        out.extend_from_slice(if x.is_sign_negative() { b"-0.0" } else { b"0.0" });
+        out.extend_from_slice(if x.is_sign_negative() {
+            b"-0.0"
+        } else {
+            b"0.0"
+        });
         return;
     }
     // Shortest round-trip digits from ryu, in either of its forms ("0.00123", "1.23e-7").
@@ -247,7 +255,11 @@ pub fn write_py_float_bytes(out: &mut Vec<u8>, x: f64) {
     let point = point.unwrap_or(n as i32);
     // Normalise to d1 d2 … dn × 10^(dexp), no leading/trailing zeros.
     let lead = digits[..n].iter().take_while(|&&d| d == b'0').count();
-    let trail = digits[lead..n].iter().rev().take_while(|&&d| d == b'0').count();
+    let trail = digits[lead..n]
+        .iter()
+        .rev()
+        .take_while(|&&d| d == b'0')
+        .count();
     let sig = &digits[lead..n - trail];
     // Decimal exponent of the first significant digit.
     let e10 = point - lead as i32 - 1 + exp;

@@ -38,7 +38,10 @@ pub fn memory_plan(cfg: &SimConfig) -> Result<MemoryPlan> {
     let tp = cfg.tensor_parallel_size;
     let pp = cfg.num_pipeline_stages;
     let params = model.params_per_device(tp, pp);
-    let kv_per_request = 2 * 2 * model.head_dim as u64 * model.num_kv_heads.div_ceil(tp) as u64
+    let kv_per_request = 2
+        * 2
+        * model.head_dim as u64
+        * model.num_kv_heads.div_ceil(tp) as u64
         * cfg.max_request_tokens as u64
         * model.num_layers as u64;
     let available =

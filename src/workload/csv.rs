@@ -705,7 +705,9 @@ pub fn read_vidur_interval_trace(
 ) -> Result<Vec<f64>> {
     let path = path.as_ref();
     let bad_bound = |what: &str, v: &str| {
-        Error::Config(format!("interval trace {what} time '{v}' is not a date-time"))
+        Error::Config(format!(
+            "interval trace {what} time '{v}' is not a date-time"
+        ))
     };
     let start_ns = parse_datetime_ns(start).ok_or_else(|| bad_bound("start", start))?;
     let end_ns = parse_datetime_ns(end).ok_or_else(|| bad_bound("end", end))?;
@@ -730,7 +732,11 @@ pub fn read_vidur_interval_trace(
         let rec = rec.map_err(|e| Error::csv(path, line, e.to_string()))?;
         let cell = rec.get(col).unwrap_or("");
         let t = parse_datetime_ns(cell).ok_or_else(|| {
-            Error::csv(path, line, format!("arrival_time: not a date-time: '{cell}'"))
+            Error::csv(
+                path,
+                line,
+                format!("arrival_time: not a date-time: '{cell}'"),
+            )
         })?;
         if t > start_ns && t < end_ns {
             kept.push(t);
@@ -759,7 +765,10 @@ mod interval_trace_tests {
             parse_datetime_ns("1970-01-04 12:00:01.5"),
             Some(((3 * 86_400 + 12 * 3600 + 1) as i128) * 1_000_000_000 + 500_000_000)
         );
-        assert_eq!(parse_datetime_ns("2024-02-29"), Some(1_709_164_800 * 1_000_000_000));
+        assert_eq!(
+            parse_datetime_ns("2024-02-29"),
+            Some(1_709_164_800 * 1_000_000_000)
+        );
         assert_eq!(parse_datetime_ns("yesterday"), None);
     }
 

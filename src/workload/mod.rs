@@ -36,9 +36,8 @@ mod vidur_tests;
 
 pub use arrival::ArrivalSpec;
 pub use csv::{
-    CsvWorkload, TraceReplayOptions, read_lengths_csv, read_trace_replay_csv, read_workload_csv,
-    write_workload_csv,
-    read_vidur_interval_trace,
+    CsvWorkload, TraceReplayOptions, read_lengths_csv, read_trace_replay_csv,
+    read_vidur_interval_trace, read_workload_csv, write_workload_csv,
 };
 pub use generate::{RngKind, SyntheticIter, SyntheticSpec};
 pub use length::LengthSpec;

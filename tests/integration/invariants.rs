@@ -18,7 +18,10 @@ impl ExecModel for Linear {
         let tokens: u32 = batch.iter().map(|b| b.num_tokens).sum();
         let kv: u64 = batch.iter().map(|b| b.processed_tokens as u64).sum();
         let t = 2e-3 + 1e-5 * tokens as f64 + 1e-8 * kv as f64;
-        Ok(StageTime { total_s: t, model_s: t })
+        Ok(StageTime {
+            total_s: t,
+            model_s: t,
+        })
     }
 }
 
@@ -70,7 +73,15 @@ fn case() -> impl Strategy<Value = Case> {
                     decode_tokens: r.2,
                 })
                 .collect();
-            Case { kind, global, replicas, pp, chunk, tight_memory, requests }
+            Case {
+                kind,
+                global,
+                replicas,
+                pp,
+                chunk,
+                tight_memory,
+                requests,
+            }
         })
 }
 
@@ -91,7 +102,10 @@ fn config(c: &Case) -> SimConfig {
         cfg.num_pipeline_stages = c.pp;
     }
     if c.tight_memory
-        && matches!(kind, ReplicaSchedulerKind::Sarathi | ReplicaSchedulerKind::Vllm)
+        && matches!(
+            kind,
+            ReplicaSchedulerKind::Sarathi | ReplicaSchedulerKind::Vllm
+        )
     {
         // 60 blocks of 16 tokens: forces restarts, still admits the longest request (820).
         cfg.scheduler.num_blocks = Some(60);

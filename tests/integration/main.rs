@@ -1,5 +1,5 @@
 //! simfid's integration tests: one binary, one module per behaviour.
 
-mod shared;
 mod invariants;
+mod shared;
 mod vidur_parity;

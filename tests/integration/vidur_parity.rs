@@ -51,9 +51,9 @@ fn realised_workload(run: &Path) -> Vec<RequestSpec> {
 fn check_run(name: &str, kind: ReplicaSchedulerKind, tweak: impl Fn(&mut SimConfig)) {
     let Some(shared) = shared::dir() else { return };
     let run = shared.join("vidur/runs").join(name);
-    let tables = PredictionTables::load(
-        &shared.join("vidur-data/predictions/a100_Meta-Llama-3-8B_tp1_pp1_proxy-attention_rf-n250-d16-s2"),
-    )
+    let tables = PredictionTables::load(&shared.join(
+        "vidur-data/predictions/a100_Meta-Llama-3-8B_tp1_pp1_proxy-attention_rf-n250-d16-s2",
+    ))
     .unwrap();
     let model = ModelSpec::builtin("meta-llama/Meta-Llama-3-8B").unwrap();
     let exec = VidurModel::new(&tables, &model, 1, 1, &VidurPredictorConfig::default()).unwrap();
@@ -75,7 +75,11 @@ fn check_run(name: &str, kind: ReplicaSchedulerKind, tweak: impl Fn(&mut SimConf
     };
     let (h, rows) = shared::read_csv(&metrics);
     assert_eq!(records.len(), rows.len(), "{name}: request count");
-    assert_eq!(summary.completed as usize, rows.len(), "{name}: all complete");
+    assert_eq!(
+        summary.completed as usize,
+        rows.len(),
+        "{name}: all complete"
+    );
     let cols = [
         "prefill_e2e_time",
         "request_e2e_time",
@@ -111,7 +115,10 @@ fn check_run(name: &str, kind: ReplicaSchedulerKind, tweak: impl Fn(&mut SimConf
             rec.id
         );
     }
-    eprintln!("{name}: {} requests, worst relative difference {worst:e}", records.len());
+    eprintln!(
+        "{name}: {} requests, worst relative difference {worst:e}",
+        records.len()
+    );
 }
 
 #[test]

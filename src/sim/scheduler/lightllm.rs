@@ -22,7 +22,7 @@ fn tuple_tokens(r: &Request) -> (u64, u64) {
 /// LightLLM's check that the peak future KV demand stays below the capacity.
 fn fits(rep: &Replica, list: &mut Vec<(u64, u64)>, candidate: (u64, u64)) -> bool {
     list.push(candidate);
-    list.sort_by(|a, b| b.1.cmp(&a.1));
+    list.sort_by_key(|x| std::cmp::Reverse(x.1));
     let mut cum = 0u64;
     let mut need = 0u64;
     for (i, &(held, left)) in list.iter().enumerate() {
@@ -33,8 +33,11 @@ fn fits(rep: &Replica, list: &mut Vec<(u64, u64)>, candidate: (u64, u64)) -> boo
 }
 
 fn prefill_batch(rep: &mut Replica, reqs: &mut [Request], out: &mut Vec<(u32, u32)>) {
-    let mut list: Vec<(u64, u64)> =
-        rep.running.iter().map(|&s| tuple_tokens(&reqs[s as usize])).collect();
+    let mut list: Vec<(u64, u64)> = rep
+        .running
+        .iter()
+        .map(|&s| tuple_tokens(&reqs[s as usize]))
+        .collect();
     let mut tokens = 0u64;
     while let Some(&s) = rep.waiting.front() {
         let next = whole_prompt_or_one(&reqs[s as usize]);
@@ -47,7 +50,11 @@ fn prefill_batch(rep: &mut Replica, reqs: &mut [Request], out: &mut Vec<(u32, u3
         }
         rep.waiting.pop_front();
         let r = &mut reqs[s as usize];
-        let blocks = if r.blocks.is_none() { r.prefill as u64 } else { 1 };
+        let blocks = if r.blocks.is_none() {
+            r.prefill as u64
+        } else {
+            1
+        };
         rep.allocate(r, blocks);
         out.push((s, next));
         tokens += next as u64;
@@ -63,7 +70,11 @@ fn decode_batch(rep: &mut Replica, reqs: &mut [Request], out: &mut Vec<(u32, u32
             )));
         }
         let r = &mut reqs[s as usize];
-        let blocks = if r.blocks.is_none() { r.prefill as u64 } else { 1 };
+        let blocks = if r.blocks.is_none() {
+            r.prefill as u64
+        } else {
+            1
+        };
         rep.allocate(r, blocks);
         out.push((s, whole_prompt_or_one(r)));
     }

@@ -100,7 +100,9 @@ pub(crate) fn sort_running(rep: &mut Replica, reqs: &[Request]) {
     if sorted {
         return;
     }
-    rep.running
-        .make_contiguous()
-        .sort_by(|&a, &b| reqs[a as usize].arrived_at.total_cmp(&reqs[b as usize].arrived_at));
+    rep.running.make_contiguous().sort_by(|&a, &b| {
+        reqs[a as usize]
+            .arrived_at
+            .total_cmp(&reqs[b as usize].arrived_at)
+    });
 }
