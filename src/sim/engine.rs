@@ -53,6 +53,30 @@ impl Ord for Event {
     }
 }
 
+/// A stream of arrivals sorted by time.
+trait ArrivalSource {
+    fn peek_time(&mut self) -> Option<f64>;
+    fn take(&mut self) -> Option<RequestSpec>;
+}
+
+impl<I: Iterator<Item = RequestSpec>> ArrivalSource for std::iter::Peekable<I> {
+    fn peek_time(&mut self) -> Option<f64> {
+        self.peek().map(|a| a.arrival_s)
+    }
+    fn take(&mut self) -> Option<RequestSpec> {
+        self.next()
+    }
+}
+
+impl ArrivalSource for std::collections::VecDeque<RequestSpec> {
+    fn peek_time(&mut self) -> Option<f64> {
+        self.front().map(|a| a.arrival_s)
+    }
+    fn take(&mut self) -> Option<RequestSpec> {
+        self.pop_front()
+    }
+}
+
 /// Where the next event comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Next {
@@ -94,6 +118,11 @@ pub struct Simulator<'a> {
     /// of the same time (those were created earlier), so they need no heap.
     now_queue: std::collections::VecDeque<Kind>,
     now: f64,
+    /// Requests added online (`add_request`), not yet arrived.
+    online: std::collections::VecDeque<RequestSpec>,
+    summary: SimSummary,
+    last_arrival: Option<f64>,
+    limit: f64,
     seq: u64,
     global_queue: Vec<u32>,
     scratch: Vec<(u32, u32)>,
@@ -105,6 +134,10 @@ impl<'a> Simulator<'a> {
     pub fn new(cfg: SimConfig, exec: &'a dyn ExecModel) -> Result<Simulator<'a>> {
         cfg.validate()?;
         let plan = memory_plan(&cfg)?;
+        let limit = cfg
+            .time_limit_s
+            .filter(|&l| l > 0.0)
+            .unwrap_or(f64::INFINITY);
         let replicas = (0..cfg.num_replicas)
             .map(|_| Replica::new(&cfg, &plan))
             .collect();
@@ -131,6 +164,10 @@ impl<'a> Simulator<'a> {
             heap: BinaryHeap::new(),
             now_queue: std::collections::VecDeque::new(),
             now: 0.0,
+            online: std::collections::VecDeque::new(),
+            summary: SimSummary::default(),
+            last_arrival: None,
+            limit,
             seq: 0,
             global_queue: Vec::new(),
             scratch: Vec::new(),
@@ -183,98 +220,68 @@ impl<'a> Simulator<'a> {
         arrivals: impl IntoIterator<Item = RequestSpec>,
         sink: &mut dyn RecordSink,
     ) -> Result<SimSummary> {
-        match self.run_inner(arrivals, sink) {
-            Ok(s) => Ok(s),
-            Err(e) => {
-                let mut left: Vec<u32> = (0..self.reqs.len() as u32)
-                    .filter(|&s| self.reqs[s as usize].alive)
-                    .collect();
-                left.sort_by_key(|&s| self.reqs[s as usize].id);
-                for s in left {
-                    self.reqs[s as usize].alive = false;
-                    // The original error matters more than a failing sink.
-                    let _ = self.emit(s, sink);
-                }
-                Err(e)
-            }
+        let mut arrivals = arrivals.into_iter().peekable();
+        let result = (|| {
+            while self.step(&mut arrivals, f64::INFINITY, sink)? {}
+            self.finish(sink)
+        })();
+        if result.is_err() {
+            self.drain_unfinished(sink);
+        }
+        result
+    }
+
+    /// Online use (`simfid serve`): adds a request arriving at `spec.arrival_s`, which must not
+    /// be earlier than the simulated clock or than the previous arrival.
+    pub fn add_request(&mut self, spec: RequestSpec) -> Result<()> {
+        let last = self
+            .online
+            .back()
+            .map_or(self.now, |s| s.arrival_s.max(self.now));
+        if spec.arrival_s < last {
+            return Err(crate::Error::Config(format!(
+                "request {} arrives at {} s, before the simulated clock ({} s)",
+                spec.id, spec.arrival_s, last
+            )));
+        }
+        self.online.push_back(spec);
+        Ok(())
+    }
+
+    /// Online use: time of the next event (arrival or engine event), if any.
+    pub fn next_event_time(&self) -> Option<f64> {
+        if !self.now_queue.is_empty() {
+            return Some(self.now);
+        }
+        let a = self.online.front().map(|s| s.arrival_s);
+        let h = self.heap.peek().map(|e| e.t);
+        match (a, h) {
+            (Some(a), Some(h)) => Some(a.min(h)),
+            (x, None) | (None, x) => x,
         }
     }
 
-    fn run_inner(
-        &mut self,
-        arrivals: impl IntoIterator<Item = RequestSpec>,
-        sink: &mut dyn RecordSink,
-    ) -> Result<SimSummary> {
-        let mut arrivals = arrivals.into_iter().peekable();
-        let mut summary = SimSummary::default();
-        let mut now = 0.0f64;
-        let mut last_arrival: Option<f64> = None;
-        let limit = self
-            .cfg
-            .time_limit_s
-            .filter(|&l| l > 0.0)
-            .unwrap_or(f64::INFINITY);
-        loop {
-            // Order at the current time: arrivals (created first), then heap events of this
-            // time (created before the clock got here), then events created at this time.
-            let next_arrival = arrivals.peek().map(|a| a.arrival_s);
-            let heap_now = self.heap.peek().is_some_and(|e| e.t == now);
-            let source = if next_arrival == Some(now) {
-                Next::Arrival
-            } else if heap_now {
-                Next::Heap
-            } else if !self.now_queue.is_empty() {
-                Next::Now
-            } else {
-                match (next_arrival, self.heap.peek()) {
-                    (Some(a), Some(e)) if a <= e.t => Next::Arrival,
-                    (Some(_), None) => Next::Arrival,
-                    (_, Some(_)) => Next::Heap,
-                    (None, None) => break,
-                }
-            };
-            let t = match source {
-                Next::Arrival => next_arrival.expect("peeked"),
-                Next::Heap => self.heap.peek().expect("peeked").t,
-                Next::Now => now,
-            };
-            if t < now {
-                return Err(crate::Error::Config(format!(
-                    "arrivals are not sorted by time: {t} s after {now} s"
-                )));
-            }
-            now = t;
-            self.now = t;
-            let terminate = now > limit;
-            match source {
-                Next::Arrival => {
-                    let spec = arrivals.next().expect("peeked");
-                    let inter = last_arrival.map(|l| spec.arrival_s - l);
-                    last_arrival = Some(spec.arrival_s);
-                    self.on_arrival(&spec, inter)?;
-                    summary.arrived += 1;
-                    self.push(now, Kind::GlobalSchedule);
-                }
-                Next::Heap => {
-                    let ev = self.heap.pop().expect("peeked");
-                    self.handle(ev.t, ev.kind, sink, &mut summary)?;
-                }
-                Next::Now => {
-                    let kind = self.now_queue.pop_front().expect("non-empty");
-                    self.handle(now, kind, sink, &mut summary)?;
-                }
-            }
-            if terminate {
-                summary.hit_time_limit = true;
-                break;
-            }
-        }
-        summary.end_time_s = now;
-        // Whatever is left: unfinished requests, in id order.
-        let mut left: Vec<u32> = (0..self.reqs.len() as u32)
-            .filter(|&s| self.reqs[s as usize].alive)
-            .collect();
-        left.sort_by_key(|&s| self.reqs[s as usize].id);
+    /// Online use: processes every event (and added arrival) up to simulated time `until`.
+    pub fn advance_until(&mut self, until: f64, sink: &mut dyn RecordSink) -> Result<()> {
+        let mut online = std::mem::take(&mut self.online);
+        let r = (|| {
+            while self.step(&mut online, until, sink)? {}
+            Ok(())
+        })();
+        self.online = online;
+        r
+    }
+
+    /// The simulated clock.
+    pub fn now(&self) -> f64 {
+        self.now
+    }
+
+    /// Ends a run: passes requests left unfinished to `sink` and returns the summary.
+    pub fn finish(&mut self, sink: &mut dyn RecordSink) -> Result<SimSummary> {
+        let mut summary = std::mem::take(&mut self.summary);
+        summary.end_time_s = self.now;
+        let left = self.alive_slots();
         summary.unfinished = left.len() as u64;
         summary.leaked_kv_blocks = self.replicas.iter().map(|r| r.allocated).sum::<u64>();
         summary.stalled = !summary.hit_time_limit
@@ -286,6 +293,94 @@ impl<'a> Simulator<'a> {
         }
         summary.kv_blocks_per_replica = self.replicas[0].num_blocks;
         Ok(summary)
+    }
+
+    /// Slots of requests not finished yet, in id order.
+    fn alive_slots(&self) -> Vec<u32> {
+        let mut left: Vec<u32> = (0..self.reqs.len() as u32)
+            .filter(|&s| self.reqs[s as usize].alive)
+            .collect();
+        left.sort_by_key(|&s| self.reqs[s as usize].id);
+        left
+    }
+
+    /// After an error: hands every request still in the system to `sink` as unfinished.
+    fn drain_unfinished(&mut self, sink: &mut dyn RecordSink) {
+        for s in self.alive_slots() {
+            self.reqs[s as usize].alive = false;
+            // The original error matters more than a failing sink.
+            let _ = self.emit(s, sink);
+        }
+    }
+
+    /// Processes the next event if its time is at most `until`; false when there is none (or
+    /// the time limit was passed).
+    fn step<A: ArrivalSource>(
+        &mut self,
+        arrivals: &mut A,
+        until: f64,
+        sink: &mut dyn RecordSink,
+    ) -> Result<bool> {
+        if self.summary.hit_time_limit {
+            return Ok(false);
+        }
+        let now = self.now;
+        // Order at the current time: arrivals (created first), then heap events of this time
+        // (created before the clock got here), then events created at this time.
+        let next_arrival = arrivals.peek_time();
+        let heap_now = self.heap.peek().is_some_and(|e| e.t == now);
+        let source = if next_arrival == Some(now) {
+            Next::Arrival
+        } else if heap_now {
+            Next::Heap
+        } else if !self.now_queue.is_empty() {
+            Next::Now
+        } else {
+            match (next_arrival, self.heap.peek()) {
+                (Some(a), Some(e)) if a <= e.t => Next::Arrival,
+                (Some(_), None) => Next::Arrival,
+                (_, Some(_)) => Next::Heap,
+                (None, None) => return Ok(false),
+            }
+        };
+        let t = match source {
+            Next::Arrival => next_arrival.expect("peeked"),
+            Next::Heap => self.heap.peek().expect("peeked").t,
+            Next::Now => now,
+        };
+        if t > until {
+            return Ok(false);
+        }
+        if t < now {
+            return Err(crate::Error::Config(format!(
+                "arrivals are not sorted by time: {t} s after {now} s"
+            )));
+        }
+        self.now = t;
+        let terminate = t > self.limit;
+        match source {
+            Next::Arrival => {
+                let spec = arrivals.take().expect("peeked");
+                let inter = self.last_arrival.map(|l| spec.arrival_s - l);
+                self.last_arrival = Some(spec.arrival_s);
+                self.on_arrival(&spec, inter)?;
+                self.summary.arrived += 1;
+                self.push(t, Kind::GlobalSchedule);
+            }
+            Next::Heap => {
+                let ev = self.heap.pop().expect("peeked");
+                self.handle(ev.t, ev.kind, sink)?;
+            }
+            Next::Now => {
+                let kind = self.now_queue.pop_front().expect("non-empty");
+                self.handle(t, kind, sink)?;
+            }
+        }
+        if terminate {
+            self.summary.hit_time_limit = true;
+            return Ok(false);
+        }
+        Ok(true)
     }
 
     fn on_arrival(&mut self, spec: &RequestSpec, inter: Option<f64>) -> Result<()> {
@@ -310,13 +405,7 @@ impl<'a> Simulator<'a> {
         Ok(())
     }
 
-    fn handle(
-        &mut self,
-        t: f64,
-        kind: Kind,
-        sink: &mut dyn RecordSink,
-        summary: &mut SimSummary,
-    ) -> Result<()> {
+    fn handle(&mut self, t: f64, kind: Kind, sink: &mut dyn RecordSink) -> Result<()> {
         match kind {
             Kind::GlobalSchedule => {
                 let n = self.replicas.len() as u32;
@@ -458,10 +547,15 @@ impl<'a> Simulator<'a> {
                 }
             }
             Kind::BatchEnd { r, b } => {
-                summary.batches += 1;
+                self.summary.batches += 1;
                 let batch = std::mem::take(&mut self.batches[b as usize]);
                 for (&slot, item) in batch.slots.iter().zip(&batch.items) {
-                    self.reqs[slot as usize].on_batch_end(t, item.num_tokens);
+                    let r = &mut self.reqs[slot as usize];
+                    let before = r.token_times.len();
+                    r.on_batch_end(t, item.num_tokens);
+                    if r.token_times.len() > before {
+                        sink.token(r.id, before as u32, t);
+                    }
                 }
                 scheduler::on_batch_end(
                     &mut self.replicas[r as usize],
@@ -470,8 +564,8 @@ impl<'a> Simulator<'a> {
                 );
                 for &slot in &batch.slots {
                     if self.reqs[slot as usize].completed {
-                        summary.completed += 1;
-                        summary.restarts += self.reqs[slot as usize].restarts as u64;
+                        self.summary.completed += 1;
+                        self.summary.restarts += self.reqs[slot as usize].restarts as u64;
                         self.emit(slot, sink)?;
                         self.reqs[slot as usize].alive = false;
                         self.free_slots.push(slot);

@@ -158,6 +158,12 @@ pub const VIDUR_REQUEST_METRICS_HEADER: [&str; 21] = [
 pub trait RecordSink {
     /// Called once per request: when it completes, or at the end of the run if it did not.
     fn record(&mut self, rec: &RequestRecord) -> Result<()>;
+
+    /// Called when request `id` produces its output token number `index` (0-based) at
+    /// simulated time `t`, before the request's record. Default: nothing.
+    fn token(&mut self, id: u64, index: u32, t: f64) {
+        let _ = (id, index, t);
+    }
 }
 
 impl RecordSink for Vec<RequestRecord> {

@@ -210,3 +210,32 @@ fn tight_memory_exercises_restarts() {
     assert!(summary.restarts > 0, "{summary:?}");
     assert!(records.iter().all(|r| r.token_times.len() == 100));
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Driving the simulator online (requests added as the clock reaches them, the clock
+    /// advanced in steps, as `simfid serve` does) gives exactly the batch result.
+    #[test]
+    fn online_driving_matches_batch_run(c in case(), step in 0.01..2.0f64) {
+        let (batch, batch_summary) = simulate(&c);
+        let cfg = config(&c);
+        let mut sim = Simulator::new(cfg, &Linear).unwrap();
+        let mut out: Vec<RequestRecord> = Vec::new();
+        let mut pending = c.requests.iter().copied().peekable();
+        let mut clock = 0.0;
+        loop {
+            while let Some(r) = pending.next_if(|r| r.arrival_s <= clock) {
+                sim.add_request(r).unwrap();
+            }
+            sim.advance_until(clock, &mut out).unwrap();
+            if pending.peek().is_none() && sim.next_event_time().is_none() {
+                break;
+            }
+            clock += step;
+        }
+        let summary = sim.finish(&mut out).unwrap();
+        prop_assert_eq!(&out, &batch);
+        prop_assert_eq!(summary, batch_summary);
+    }
+}
