@@ -23,8 +23,15 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Measure simulator speed and memory (20k and 1M requests).
+    /// Measure simulator speed and memory (20k and 1M requests); `bench record`: the recorder.
     Bench(cli::bench::BenchArgs),
+    /// Make workload files: lengths from prompts and a tokenizer, synthetic workloads,
+    /// arrivals for a lengths file.
+    Trace(cli::trace::TraceArgs),
+    /// Replay a workload against an OpenAI-compatible server and record every chunk's time.
+    Record(Box<cli::record::RecordArgs>),
+    /// Serve the simulator as a live OpenAI-compatible server (real time).
+    Serve(Box<cli::serve::ServeArgs>),
 }
 
 fn main() {
@@ -38,6 +45,9 @@ fn main() {
         Command::Simulate(a) => cli::simulate::main(*a),
         Command::Vidur { args } => cli::vidur::main(&args),
         Command::Bench(a) => cli::bench::main(a),
+        Command::Trace(a) => cli::trace::main(a),
+        Command::Record(a) => cli::record::main(*a),
+        Command::Serve(a) => cli::serve::main(*a),
     };
     match result {
         Ok(code) => std::process::exit(code),

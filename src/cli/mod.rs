@@ -2,7 +2,10 @@
 
 pub mod bench;
 pub mod output;
+pub mod record;
+pub mod serve;
 pub mod simulate;
+pub mod trace;
 pub mod vidur;
 pub mod vidur_flags;
 
@@ -12,4 +15,7 @@ pub mod exit {
     pub const BAD_INPUT: i32 = 2;
     /// The simulation stalled: requests were left unfinished (outputs are still written).
     pub const STALLED: i32 = 3;
+    /// `simfid record` was interrupted (ctrl-C) before every request was sent; the fixture
+    /// holds every request, the unsent ones as errors (128 + SIGINT, as shells report it).
+    pub const INTERRUPTED: i32 = 130;
 }
