@@ -27,7 +27,7 @@ enum Command {
     Bench(cli::bench::BenchArgs),
     /// Make workload files: lengths from prompts and a tokenizer, synthetic workloads,
     /// arrivals for a lengths file.
-    Trace(cli::trace::TraceArgs),
+    Trace(Box<cli::trace::TraceArgs>),
     /// Replay a workload against an OpenAI-compatible server and record every chunk's time.
     Record(Box<cli::record::RecordArgs>),
     /// Serve the simulator as a live OpenAI-compatible server (real time).
@@ -45,7 +45,7 @@ fn main() {
         Command::Simulate(a) => cli::simulate::main(*a),
         Command::Vidur { args } => cli::vidur::main(&args),
         Command::Bench(a) => cli::bench::main(a),
-        Command::Trace(a) => cli::trace::main(a),
+        Command::Trace(a) => cli::trace::main(*a),
         Command::Record(a) => cli::record::main(*a),
         Command::Serve(a) => cli::serve::main(*a),
     };
