@@ -1,6 +1,7 @@
 //! The `simfid` command line: a thin layer over the library.
 
 pub mod bench;
+pub mod bench_record;
 pub mod output;
 pub mod record;
 pub mod serve;
