@@ -16,6 +16,33 @@ use crate::fixture::{Chunk, RequestRun};
 use crate::tokenize::TokenCounter;
 use crate::workload::RequestSpec;
 
+/// One SSE event of a streamed completion (unknown fields ignored).
+#[derive(serde::Deserialize)]
+struct StreamEvent<'a> {
+    #[serde(default, borrow)]
+    choices: Option<Vec<StreamChoice<'a>>>,
+    #[serde(default)]
+    usage: Option<StreamUsage>,
+    #[serde(default)]
+    error: Option<serde_json::Value>,
+}
+
+#[derive(serde::Deserialize)]
+struct StreamChoice<'a> {
+    #[serde(default, borrow)]
+    text: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    finish_reason: Option<std::borrow::Cow<'a, str>>,
+}
+
+#[derive(serde::Deserialize)]
+struct StreamUsage {
+    #[serde(default)]
+    prompt_tokens: Option<u64>,
+    #[serde(default)]
+    completion_tokens: Option<u64>,
+}
+
 /// Longest excerpt of an error body kept in the fixture.
 const EXCERPT: usize = 300;
 
@@ -156,30 +183,24 @@ pub async fn stream_completion(
             done = true;
             break;
         }
-        let v: serde_json::Value = match serde_json::from_str(data) {
+        // A typed, borrowing parse: no map per event (the hot path at thousands of streams).
+        let v: StreamEvent<'_> = match serde_json::from_str(data) {
             Ok(v) => v,
             Err(e) => {
                 run.error = Some(format!("malformed SSE event ({e}): {}", excerpt(data)));
                 break;
             }
         };
-        if let Some(err) = v.get("error").filter(|e| !e.is_null()) {
+        if let Some(err) = v.error.filter(|e| !e.is_null()) {
             run.error = Some(format!(
                 "server error in stream: {}",
                 excerpt(&err.to_string())
             ));
             break;
         }
-        if let Some(choice) = v
-            .get("choices")
-            .and_then(|c| c.as_array())
-            .and_then(|c| c.first())
-        {
-            let finish = choice
-                .get("finish_reason")
-                .and_then(|f| f.as_str())
-                .map(str::to_string);
-            let text = choice.get("text").and_then(|t| t.as_str());
+        if let Some(choice) = v.choices.as_deref().and_then(|c| c.first()) {
+            let finish = choice.finish_reason.as_deref();
+            let text = choice.text.as_deref();
             // A chunk is content when it carries text, or is a token whose text is still
             // empty (an incomplete UTF-8 sequence); the closing chunk with only a finish
             // reason is not.
@@ -200,18 +221,15 @@ pub async fn stream_completion(
                     n,
                 });
             }
-            if finish.is_some() {
-                run.finish_reason = finish;
+            if let Some(f) = finish {
+                run.finish_reason = Some(f.to_string());
             }
         }
-        if let Some(u) = v.get("usage").filter(|u| u.is_object()) {
-            let get = |k: &str| {
-                u.get(k)
-                    .and_then(|x| x.as_u64())
-                    .map(|x| x.min(u64::from(u32::MAX)) as u32)
-            };
-            run.usage_prompt_tokens = get("prompt_tokens").or(run.usage_prompt_tokens);
-            run.usage_completion_tokens = get("completion_tokens").or(run.usage_completion_tokens);
+        if let Some(u) = v.usage {
+            let clamp = |x: Option<u64>| x.map(|x| x.min(u64::from(u32::MAX)) as u32);
+            run.usage_prompt_tokens = clamp(u.prompt_tokens).or(run.usage_prompt_tokens);
+            run.usage_completion_tokens =
+                clamp(u.completion_tokens).or(run.usage_completion_tokens);
         }
     }
     if run.error.is_none() && !done && run.finish_reason.is_none() {
