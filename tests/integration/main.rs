@@ -1,6 +1,7 @@
 //! simfid's integration tests: one binary, one module per behaviour.
 
 mod cli_vidur;
+mod hf_cb;
 mod invariants;
 mod shared;
 mod vidur_parity;
