@@ -25,6 +25,9 @@ enum Command {
     },
     /// Measure simulator speed and memory (20k and 1M requests).
     Bench(cli::bench::BenchArgs),
+    /// Step-time profiling through a server's API (plan experiments, fit a step model).
+    #[command(subcommand)]
+    Profile(cli::profile::ProfileCommand),
 }
 
 fn main() {
@@ -38,6 +41,7 @@ fn main() {
         Command::Simulate(a) => cli::simulate::main(*a),
         Command::Vidur { args } => cli::vidur::main(&args),
         Command::Bench(a) => cli::bench::main(a),
+        Command::Profile(c) => cli::profile::main(c),
     };
     match result {
         Ok(code) => std::process::exit(code),

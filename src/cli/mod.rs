@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod output;
+pub mod profile;
 pub mod simulate;
 pub mod vidur;
 pub mod vidur_flags;

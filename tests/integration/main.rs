@@ -4,4 +4,5 @@ mod cli_vidur;
 mod hf_cb;
 mod invariants;
 mod shared;
+mod step_profile;
 mod vidur_parity;
