@@ -25,6 +25,8 @@ enum Command {
     },
     /// Measure simulator speed and memory (20k and 1M requests).
     Bench(cli::bench::BenchArgs),
+    /// Print the Vidur model entry and replay command for a model and workload.
+    VidurConfig(cli::vidur_config::VidurConfigArgs),
     /// Step-time profiling through a server's API (plan experiments, fit a step model).
     #[command(subcommand)]
     Profile(cli::profile::ProfileCommand),
@@ -42,6 +44,7 @@ fn main() {
         Command::Vidur { args } => cli::vidur::main(&args),
         Command::Bench(a) => cli::bench::main(a),
         Command::Profile(c) => cli::profile::main(c),
+        Command::VidurConfig(a) => cli::vidur_config::main(a),
     };
     match result {
         Ok(code) => std::process::exit(code),

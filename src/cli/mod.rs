@@ -5,6 +5,7 @@ pub mod output;
 pub mod profile;
 pub mod simulate;
 pub mod vidur;
+pub mod vidur_config;
 pub mod vidur_flags;
 
 /// Exit codes (stable).
