@@ -25,6 +25,12 @@ enum Command {
     },
     /// Measure simulator speed and memory (20k and 1M requests).
     Bench(cli::bench::BenchArgs),
+    /// Compare a simulated run with a real one: Markdown or JSON report, SVG plots, assertions.
+    Compare(Box<cli::compare::CompareArgs>),
+    /// Convert a vLLM bench result JSON or a Vidur request_metrics.csv into a simfid run.
+    Import(cli::convert::ImportArgs),
+    /// Write a simfid run in another tool's format (vLLM bench result JSON).
+    Export(cli::convert::ExportArgs),
 }
 
 fn main() {
@@ -38,6 +44,9 @@ fn main() {
         Command::Simulate(a) => cli::simulate::main(*a),
         Command::Vidur { args } => cli::vidur::main(&args),
         Command::Bench(a) => cli::bench::main(a),
+        Command::Compare(a) => cli::compare::main(*a),
+        Command::Import(a) => cli::convert::import(a),
+        Command::Export(a) => cli::convert::export(a),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -13,6 +13,8 @@ mod error;
 pub mod macros;
 pub mod metric;
 mod noise;
+#[cfg(feature = "plot")]
+pub mod plot;
 pub mod quantile;
 pub mod report;
 pub mod stats;
