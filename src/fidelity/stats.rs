@@ -352,6 +352,18 @@ mod tests {
     }
 
     #[test]
+    fn kolmogorov_tail_matches_scipy() {
+        // scipy.stats.kstwobign.sf(λ) for λ = 0.5, 1.0, 2.0
+        for (lam, want) in [
+            (0.5, 0.9639452436648751),
+            (1.0, 0.26999967167735456),
+            (2.0, 0.0006709252557796953),
+        ] {
+            assert!((kolmogorov_q(lam) - want).abs() < 1e-12, "{lam}");
+        }
+    }
+
+    #[test]
     fn w1_known_values() {
         // scipy.stats.wasserstein_distance([0, 1, 3], [5, 6, 8]) == 5.0
         assert_eq!(
