@@ -34,6 +34,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::fixture::{RequestRun, Run};
+use crate::sim::RequestRecord;
 
 /// `RunMeta::extra` key saying which token times a run holds: absent or `"all"` = every
 /// chunk; `"first_last"` = only the first and the last token (Vidur's `request_metrics.csv`),
@@ -232,6 +233,25 @@ pub struct RunMetrics {
     pub input_tokens: u64,
     samples: BTreeMap<Metric, Vec<f64>>,
     unavailable: BTreeMap<Metric, String>,
+}
+
+/// Records each simulated request's scheduling delay in `run` (under
+/// [`SCHEDULING_DELAY_KEY`]), so that the scheduling-delay metric can be compared.
+pub fn attach_scheduling_delays(run: &mut Run, records: &[RequestRecord]) {
+    let map: serde_json::Map<String, serde_json::Value> = records
+        .iter()
+        .filter(|r| r.completed)
+        .map(|r| {
+            (
+                r.id.to_string(),
+                serde_json::Value::from(r.scheduling_delay),
+            )
+        })
+        .collect();
+    run.meta.extra.insert(
+        SCHEDULING_DELAY_KEY.to_string(),
+        serde_json::Value::Object(map),
+    );
 }
 
 /// Whether the run holds every chunk's time (not only first and last).

@@ -190,7 +190,15 @@ impl Report {
     /// The rounded view for snapshots.
     pub fn view(&self) -> ReportView {
         let us = |ms: f64| (ms * 1e3).round() as i64;
-        let p1 = |x: f64| format!("{:+.1}%", x * 100.0);
+        let p1 = |x: f64| {
+            // Round first so that float noise around zero does not flip the sign.
+            let v = (x * 1000.0).round() / 10.0;
+            if v == 0.0 {
+                "0.0%".to_string()
+            } else {
+                format!("{v:+.1}%")
+            }
+        };
         let run = |r: &RunSummary| RunView {
             requests: r.requests,
             ok: r.ok,

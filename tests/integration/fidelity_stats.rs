@@ -19,8 +19,20 @@ fn close(a: f64, b: f64) -> bool {
 fn quantiles_equal_numpy() {
     // np.percentile(x, [0, 10, 25, 50, 90, 95, 99, 100]) with ties (2.2 three times, 0.3 twice)
     let x = [0.3, 7.1, 2.2, 2.2, 2.2, 9.9, 4.4, 0.3, 5.0, 1.0];
-    let want = [0.3, 0.3, 1.3, 2.2, 7.379999999999999, 8.639999999999997, 9.648000000000001, 9.9];
-    for (p, w) in [0.0, 0.10, 0.25, 0.50, 0.90, 0.95, 0.99, 1.0].iter().zip(want) {
+    let want = [
+        0.3,
+        0.3,
+        1.3,
+        2.2,
+        7.379999999999999,
+        8.639999999999997,
+        9.648000000000001,
+        9.9,
+    ];
+    for (p, w) in [0.0, 0.10, 0.25, 0.50, 0.90, 0.95, 0.99, 1.0]
+        .iter()
+        .zip(want)
+    {
         let got = quantile(&x, *p).unwrap();
         assert!(close(got, w), "p{p}: {got} vs numpy {w}");
     }
@@ -42,7 +54,11 @@ fn ks_and_w1_equal_scipy() {
     let ks = ks_sorted(&a, &b).unwrap();
     assert!(close(ks.d, 0.38095238095238093), "{}", ks.d);
     // scipy.stats.kstwobign.sf(sqrt(6·7/13) · D)
-    assert!((ks.p_value - 0.736471209478631).abs() < 1e-9, "{}", ks.p_value);
+    assert!(
+        (ks.p_value - 0.736471209478631).abs() < 1e-9,
+        "{}",
+        ks.p_value
+    );
     let w = wasserstein1_sorted(&a, &b).unwrap();
     assert!(close(w, 0.6928571428571428), "{w}");
 }
@@ -153,9 +169,15 @@ fn bootstrap_is_seeded() {
     let a = sorted(&(1..=50).map(f64::from).collect::<Vec<_>>());
     let b = sorted(&(1..=50).map(|x| x as f64 * 1.2).collect::<Vec<_>>());
     let bs = Bootstrap::default();
-    assert_eq!(bs.rel_err_ci(&a, &b, Stat::P90), bs.rel_err_ci(&a, &b, Stat::P90));
+    assert_eq!(
+        bs.rel_err_ci(&a, &b, Stat::P90),
+        bs.rel_err_ci(&a, &b, Stat::P90)
+    );
     let other = Bootstrap { seed: 1, ..bs };
-    assert_ne!(bs.rel_err_ci(&a, &b, Stat::P90), other.rel_err_ci(&a, &b, Stat::P90));
+    assert_ne!(
+        bs.rel_err_ci(&a, &b, Stat::P90),
+        other.rel_err_ci(&a, &b, Stat::P90)
+    );
 }
 
 /// A request sent at `sent` whose chunks arrive at `sent + offsets`.
@@ -198,7 +220,11 @@ fn metric_definitions() {
     assert_eq!((m.ok, m.failed), (2, 1));
     assert!(m.first_error.as_deref().unwrap().contains("HTTP 500"));
     let ms = |m: &RunMetrics, k| -> Vec<f64> {
-        m.samples(k).unwrap().iter().map(|x| (x * 1e6).round() / 1e3).collect()
+        m.samples(k)
+            .unwrap()
+            .iter()
+            .map(|x| (x * 1e6).round() / 1e3)
+            .collect()
     };
     assert_eq!(ms(&m, Metric::Ttft), [100.0, 50.0]);
     assert_eq!(ms(&m, Metric::Itl), [10.0, 30.0]);
@@ -243,10 +269,32 @@ fn warmup_and_window_select_requests() {
         .map(|i| req(i, 1.0 + i as f64, &[(0.1, 1), (0.2, 1)]))
         .collect());
     let count = |o: MetricOptions| RunMetrics::compute(&r, &o).considered;
-    assert_eq!(count(MetricOptions { warmup: 3, ..MetricOptions::default() }), 7);
-    let w = Some(Window { start_s: 2.0, end_s: 5.0 });
-    assert_eq!(count(MetricOptions { window: w, ..MetricOptions::default() }), 3);
-    assert_eq!(count(MetricOptions { warmup: 3, window: w, ..MetricOptions::default() }), 2);
+    assert_eq!(
+        count(MetricOptions {
+            warmup: 3,
+            ..MetricOptions::default()
+        }),
+        7
+    );
+    let w = Some(Window {
+        start_s: 2.0,
+        end_s: 5.0,
+    });
+    assert_eq!(
+        count(MetricOptions {
+            window: w,
+            ..MetricOptions::default()
+        }),
+        3
+    );
+    assert_eq!(
+        count(MetricOptions {
+            warmup: 3,
+            window: w,
+            ..MetricOptions::default()
+        }),
+        2
+    );
 }
 
 #[test]
