@@ -159,6 +159,14 @@ fn usable(label: &str, m: &RunMetrics) -> Result<(), FidelityError> {
     Ok(())
 }
 
+/// Sorted copy of `x` rounded to whole nanoseconds: times rebuilt as `arrival + ttft − arrival`
+/// carry float noise of a few ulps, which would otherwise show as KS distance between
+/// identical distributions; no recorder resolves a nanosecond.
+fn to_ns_sorted(x: &[f64]) -> Vec<f64> {
+    let v: Vec<f64> = x.iter().map(|s| (s * 1e9).round() / 1e9).collect();
+    sorted(&v)
+}
+
 /// Compares a simulated run with a real one under `opts`.
 ///
 /// Refuses empty runs, runs whose requests all failed, and runs of different workloads
@@ -194,7 +202,7 @@ pub fn compare(sim: &Run, real: &Run, opts: &CompareOptions) -> Result<Report, F
     let mut unavailable = BTreeMap::new();
     for metric in Metric::ALL {
         let (s, r) = match (ms.samples(metric), mr.samples(metric)) {
-            (Ok(s), Ok(r)) if !s.is_empty() && !r.is_empty() => (sorted(s), sorted(r)),
+            (Ok(s), Ok(r)) if !s.is_empty() && !r.is_empty() => (to_ns_sorted(s), to_ns_sorted(r)),
             (Err(why), _) => {
                 unavailable.insert(metric, format!("sim: {why}"));
                 continue;
