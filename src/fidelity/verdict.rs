@@ -244,7 +244,7 @@ impl Verdict {
                         let abs_ok = criterion
                             .tol
                             .abs_ms
-                            .is_some_and(|a| r.abs_err_ms.abs() <= a);
+                            .is_some_and(|a| r.abs_err_ms.abs() <= a + 1e-9);
                         if rel_ok || abs_ok || (r.real_ms == r.sim_ms) {
                             Outcome::Pass
                         } else {

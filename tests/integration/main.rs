@@ -1,6 +1,7 @@
 //! simfid's integration tests: one binary, one module per behaviour.
 
 mod fidelity_compare;
+mod fidelity_macros;
 mod fidelity_stats;
 mod fixture_convert;
 mod invariants;
