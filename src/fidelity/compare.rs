@@ -20,6 +20,8 @@ pub struct CompareOptions {
     pub bootstrap: Bootstrap,
     /// Statistics to report (default: p50, p90, p95, p99, mean).
     pub stats: Vec<Stat>,
+    /// Metrics to compare (`None`: all).
+    pub only: Option<Vec<Metric>>,
     /// Compare runs of different workloads anyway (the differences become warnings).
     pub allow_workload_mismatch: bool,
     /// Name of the simulated run in messages (`sim`, or its file).
@@ -34,6 +36,7 @@ impl Default for CompareOptions {
             metrics: MetricOptions::default(),
             bootstrap: Bootstrap::default(),
             stats: Stat::ALL.to_vec(),
+            only: None,
             allow_workload_mismatch: false,
             sim_label: "sim".to_string(),
             real_label: "real".to_string(),
@@ -201,6 +204,9 @@ pub fn compare(sim: &Run, real: &Run, opts: &CompareOptions) -> Result<Report, F
     let mut metrics = BTreeMap::new();
     let mut unavailable = BTreeMap::new();
     for metric in Metric::ALL {
+        if opts.only.as_ref().is_some_and(|o| !o.contains(&metric)) {
+            continue;
+        }
         let (s, r) = match (ms.samples(metric), mr.samples(metric)) {
             (Ok(s), Ok(r)) if !s.is_empty() && !r.is_empty() => (to_ns_sorted(s), to_ns_sorted(r)),
             (Err(why), _) => {

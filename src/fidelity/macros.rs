@@ -79,13 +79,37 @@ macro_rules! assert_e2e_within {
 
 /// Asserts several metrics at once and prints one table for all of them.
 ///
-/// ```ignore
-/// assert_fidelity!(sim, real, {
+/// ```
+/// # use simfid::fixture::{Chunk, RequestRun, Run, RunMeta, Source};
+/// # // 1000 requests with a TTFT of `ttft` s and 4 tokens 20 ms apart.
+/// # let run = |ttft: f64| Run {
+/// #     meta: RunMeta::new(Source::Real, "demo"),
+/// #     requests: (0..1000)
+/// #         .map(|i| RequestRun {
+/// #             id: i,
+/// #             scheduled: i as f64,
+/// #             sent: Some(i as f64),
+/// #             prompt_tokens: 100,
+/// #             output_tokens: 4,
+/// #             usage_prompt_tokens: None,
+/// #             usage_completion_tokens: None,
+/// #             chunks: (0..4)
+/// #                 .map(|k| Chunk { t: i as f64 + ttft * (1.0 + (i % 10) as f64 / 10.0) + 0.02 * k as f64, n: 1 })
+/// #                 .collect(),
+/// #             finish_reason: None,
+/// #             error: None,
+/// #         })
+/// #         .collect(),
+/// # };
+/// let (real, sim) = (run(0.100), run(0.103));
+/// let repeats = [run(0.100), run(0.104)];
+/// let verdict = simfid::assert_fidelity!(sim, real, {
 ///     ttft: p50 5%, p99 10% or 5ms;
 ///     itl: p50 5%;
 ///     tpot: mean 5%;
 ///     e2e: p90 10%;
 /// }, noise_floor(&repeats));
+/// assert!(verdict.passed());
 /// ```
 /// Metrics: `ttft`, `itl`, `tpot`, `e2e`, `e2e_norm`, `tbt`, `sched_delay`. Returns the
 /// [`Verdict`](crate::fidelity::Verdict); panics with its table when any check fails or is

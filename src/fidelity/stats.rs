@@ -237,7 +237,7 @@ impl Default for Bootstrap {
 }
 
 /// Above this many `resamples × n` draws the mean's bootstrap uses its normal limit.
-const MEAN_DIRECT_DRAWS: usize = 20_000_000;
+const MEAN_DIRECT_DRAWS: usize = 2_000_000;
 
 impl Bootstrap {
     /// Percentile-bootstrap interval of the relative error `(s − r)/r` of `stat`, resampling
@@ -249,8 +249,9 @@ impl Bootstrap {
     /// `U ~ Beta(k, n − k + 1)` (the k-th order statistic of n uniforms), and the (k+1)-th is
     /// `x₍⌈nU'⌉₎` with `U' = U + (1 − U)·B`, `B ~ Beta(1, n − k)`; type-7 interpolation then
     /// uses the two. So a quantile resample costs O(1) whatever n. The mean is resampled
-    /// directly while `resamples × n ≤ 2·10⁷`, and from its normal limit
-    /// `N(x̄, s²/n)` beyond (n is then ≥ 20 000 and the limit is tight).
+    /// directly while `resamples × n ≤ 2·10⁶`, and from its normal limit
+    /// `N(x̄, s²/n)` beyond (n is then ≥ 2000 with the default 1000 resamples, where the
+    /// limit is tight for latency data).
     pub fn rel_err_ci(&self, real: &[f64], sim: &[f64], stat: Stat) -> Option<(f64, f64)> {
         if real.is_empty() || sim.is_empty() || self.resamples == 0 {
             return None;

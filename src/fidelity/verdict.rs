@@ -502,7 +502,17 @@ pub fn check(sim: &Run, real: &Run, criteria: &[Criterion], opts: &AssertOptions
             Err(e) => return refused(e.to_string()),
         }
     };
-    match compare(sim, real, &opts.compare) {
+    // Compute only what the criteria ask for (the bootstrap is the costly part).
+    let mut copts = opts.compare.clone();
+    let mut only: Vec<Metric> = criteria.iter().map(|c| c.metric).collect();
+    only.sort();
+    only.dedup();
+    copts.only = Some(only);
+    copts.stats = Stat::ALL
+        .into_iter()
+        .filter(|s| criteria.iter().any(|c| c.stat == *s))
+        .collect();
+    match compare(sim, real, &copts) {
         Ok(report) => Verdict::evaluate(report, criteria, noise.as_ref()),
         Err(e) => refused(e.to_string()),
     }
