@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use simfid::fidelity::{
-    AssertOptions, CompareOptions, Criterion, MetricDef, NoiseFloor, Verdict, Window, compare,
+    AssertOptions, CompareOptions, Criterion, MetricDef, NoiseFloor, Slo, Verdict, Window, compare,
 };
 use simfid::fixture::{Run, read_any};
 
@@ -49,6 +49,14 @@ pub struct CompareArgs {
     /// Compare runs of different workloads anyway (the differences become warnings).
     #[arg(long)]
     pub allow_mismatch: bool,
+    /// Check quantiles that have too few samples beyond them (p99 below 1000 samples) instead
+    /// of refusing them; the table marks them.
+    #[arg(long)]
+    pub allow_few_samples: bool,
+    /// A service-level objective for goodput, vLLM bench style: ttft:MS, tpot:MS or e2el:MS
+    /// (repeatable; a request is good when it meets all).
+    #[arg(long = "goodput", value_name = "KEY:MS", value_parser = parse_slo)]
+    pub goodput: Vec<(String, f64)>,
     /// Another real run of the same workload (repeatable): tolerances are never applied below
     /// the spread between the real runs.
     #[arg(long = "noise-floor", value_name = "REAL")]
@@ -64,6 +72,20 @@ pub struct CompareArgs {
 fn parse_def(s: &str) -> Result<MetricDef, String> {
     MetricDef::parse(s)
         .ok_or_else(|| format!("unknown definition '{s}' (vllm-bench, vidur, aiperf)"))
+}
+
+fn parse_slo(s: &str) -> Result<(String, f64), String> {
+    let (k, v) = s
+        .split_once(':')
+        .ok_or_else(|| "expected KEY:MS, e.g. ttft:500".to_string())?;
+    if !["ttft", "tpot", "e2el", "e2e"].contains(&k) {
+        return Err(format!("unknown objective '{k}' (ttft, tpot, e2el)"));
+    }
+    let ms: f64 = v.parse().map_err(|e| format!("{v}: {e}"))?;
+    if ms.is_nan() || ms < 0.0 {
+        return Err("an objective is a non-negative number of milliseconds".into());
+    }
+    Ok((k.to_string(), ms))
 }
 
 fn parse_window(s: &str) -> Result<Window, String> {
@@ -104,9 +126,21 @@ pub fn main(a: CompareArgs) -> Result<i32> {
     if let Some(seed) = a.seed {
         opts = opts.seed(seed);
     }
+    let slo = (!a.goodput.is_empty()).then(|| {
+        let mut slo = Slo::default();
+        for (k, ms) in &a.goodput {
+            match k.as_str() {
+                "ttft" => slo.ttft_ms = Some(*ms),
+                "tpot" => slo.tpot_ms = Some(*ms),
+                _ => slo.e2e_ms = Some(*ms),
+            }
+        }
+        slo
+    });
     let copts = CompareOptions {
         sim_label: a.sim.display().to_string(),
         real_label: a.real.display().to_string(),
+        slo,
         ..opts.compare.clone()
     };
     let report = compare(&sim, &real, &copts)?;
@@ -127,8 +161,14 @@ pub fn main(a: CompareArgs) -> Result<i32> {
             .with_context(|| format!("writing plots to {}", dir.display()))?;
         eprintln!("simfid: wrote {} plots to {}", files.len(), dir.display());
     }
-    let verdict = (!criteria.is_empty())
-        .then(|| Verdict::evaluate(report.clone(), &criteria, noise.as_ref()));
+    let verdict = (!criteria.is_empty()).then(|| {
+        Verdict::evaluate_with(
+            report.clone(),
+            &criteria,
+            noise.as_ref(),
+            a.allow_few_samples,
+        )
+    });
     match a.format {
         Format::Json => {
             let v = report.to_json(verdict.as_ref());

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::error::FidelityError;
-use super::metric::{Metric, MetricDef, MetricOptions, RunMetrics};
+use super::metric::{Metric, MetricDef, MetricOptions, RunMetrics, Slo};
 use super::stats::{Bootstrap, Ks, Stat, guard, ks_sorted, rel_err, sorted, wasserstein1_sorted};
 use super::workload::check_workload;
 use crate::fixture::Run;
@@ -20,6 +20,8 @@ pub struct CompareOptions {
     pub bootstrap: Bootstrap,
     /// Statistics to report (default: p50, p90, p95, p99, mean).
     pub stats: Vec<Stat>,
+    /// Service-level objectives for goodput (reported per run when given).
+    pub slo: Option<Slo>,
     /// Metrics to compare (`None`: all).
     pub only: Option<Vec<Metric>>,
     /// Compare runs of different workloads anyway (the differences become warnings).
@@ -36,6 +38,7 @@ impl Default for CompareOptions {
             metrics: MetricOptions::default(),
             bootstrap: Bootstrap::default(),
             stats: Stat::ALL.to_vec(),
+            slo: None,
             only: None,
             allow_workload_mismatch: false,
             sim_label: "sim".to_string(),
@@ -66,10 +69,13 @@ pub struct RunSummary {
     pub request_throughput: f64,
     /// Output tokens per second.
     pub output_throughput: f64,
+    /// Requests per second meeting every SLO (when SLOs were given).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub goodput: Option<f64>,
 }
 
 impl RunSummary {
-    fn new(label: &str, m: &RunMetrics) -> RunSummary {
+    fn new(label: &str, m: &RunMetrics, slo: Option<&Slo>) -> RunSummary {
         RunSummary {
             label: label.to_string(),
             requests: m.requests,
@@ -80,6 +86,7 @@ impl RunSummary {
             duration_s: m.duration_s,
             request_throughput: m.request_throughput(),
             output_throughput: m.output_throughput(),
+            goodput: slo.map(|s| m.goodput(s)),
         }
     }
 }
@@ -255,8 +262,8 @@ pub fn compare(sim: &Run, real: &Run, opts: &CompareOptions) -> Result<Report, F
     }
     Ok(Report {
         def: opts.metrics.def,
-        sim: RunSummary::new(&opts.sim_label, &ms),
-        real: RunSummary::new(&opts.real_label, &mr),
+        sim: RunSummary::new(&opts.sim_label, &ms, opts.slo.as_ref()),
+        real: RunSummary::new(&opts.real_label, &mr, opts.slo.as_ref()),
         metrics,
         unavailable,
         warnings,

@@ -28,6 +28,9 @@ fn run_line(r: &RunSummary) -> String {
         r.output_throughput,
         r.duration_s
     );
+    if let Some(g) = r.goodput {
+        let _ = write!(s, "; goodput {g:.2} req/s");
+    }
     if let Some(e) = &r.first_error {
         let _ = write!(s, "; first failure: {e}");
     }

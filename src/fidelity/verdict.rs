@@ -209,8 +209,19 @@ impl Verdict {
         self.error.is_none() && self.checks.iter().all(|c| c.outcome == Outcome::Pass)
     }
 
-    /// Checks `criteria` against a report.
+    /// Checks `criteria` against a report; a statistic with too few samples is refused.
     pub fn evaluate(report: Report, criteria: &[Criterion], noise: Option<&NoiseFloor>) -> Verdict {
+        Verdict::evaluate_with(report, criteria, noise, false)
+    }
+
+    /// As [`Verdict::evaluate`]; with `allow_few_samples` a statistic the sample-size guard
+    /// refuses is checked anyway (and marked so in the table).
+    pub fn evaluate_with(
+        report: Report,
+        criteria: &[Criterion],
+        noise: Option<&NoiseFloor>,
+        allow_few_samples: bool,
+    ) -> Verdict {
         let checks = criteria
             .iter()
             .map(|&criterion| {
@@ -236,7 +247,7 @@ impl Verdict {
                 let row = m.rows.get(&criterion.stat).cloned();
                 let outcome = match &row {
                     None => Outcome::Refused(format!("{} not computed", criterion.stat)),
-                    Some(r) if r.refused.is_some() => {
+                    Some(r) if r.refused.is_some() && !allow_few_samples => {
                         Outcome::Refused(r.refused.clone().unwrap_or_default())
                     }
                     Some(r) => {
@@ -354,7 +365,10 @@ impl fmt::Display for Verdict {
              | --- | ---: | ---: | ---: | ---: | --- | --- | ---: | ---: | --- |\n",
         );
         for c in &self.checks {
+            let few = c.row.as_ref().is_some_and(|r| r.refused.is_some());
             let result = match &c.outcome {
+                Outcome::Pass if few => "pass (few samples)".to_string(),
+                Outcome::Fail if few => "FAIL (few samples)".to_string(),
                 Outcome::Pass => "pass".to_string(),
                 Outcome::Fail => "FAIL".to_string(),
                 Outcome::Refused(why) => format!("REFUSED: {why}"),
@@ -432,6 +446,8 @@ pub struct AssertOptions<'a> {
     pub compare: CompareOptions,
     /// Real repeats for the noise floor.
     pub repeats: Vec<&'a Run>,
+    /// Check statistics that the sample-size guard refuses anyway.
+    pub few_samples_allowed: bool,
 }
 
 impl<'a> AssertOptions<'a> {
@@ -468,6 +484,12 @@ impl<'a> AssertOptions<'a> {
     /// Bootstrap seed.
     pub fn seed(mut self, seed: u64) -> Self {
         self.compare.bootstrap.seed = seed;
+        self
+    }
+
+    /// Checks statistics that the sample-size guard refuses anyway (marked in the table).
+    pub fn allow_few_samples(mut self, yes: bool) -> Self {
+        self.few_samples_allowed = yes;
         self
     }
 
@@ -513,7 +535,9 @@ pub fn check(sim: &Run, real: &Run, criteria: &[Criterion], opts: &AssertOptions
         .filter(|s| criteria.iter().any(|c| c.stat == *s))
         .collect();
     match compare(sim, real, &copts) {
-        Ok(report) => Verdict::evaluate(report, criteria, noise.as_ref()),
+        Ok(report) => {
+            Verdict::evaluate_with(report, criteria, noise.as_ref(), opts.few_samples_allowed)
+        }
         Err(e) => refused(e.to_string()),
     }
 }

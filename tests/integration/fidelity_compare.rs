@@ -112,6 +112,27 @@ fn json_report_has_the_right_quantiles_and_errors() {
     assert!((f(&d["w1_ms"]) - 2.0).abs() < 1e-9);
     assert_eq!(v["sim"]["ok"], 101);
     assert!(v.get("passed").is_none());
+    assert!(v["real"].get("goodput").is_none());
+    // Goodput under a 61 ms TTFT objective: 61 of the 101 real requests (TTFT 1…61 ms) and
+    // 55 of the simulated ones (1.1 · 55 = 60.5 ms, 1.1 · 56 = 61.6 ms), per second of first
+    // send → last chunk.
+    let out = simfid(
+        &dir,
+        &[
+            "compare",
+            "sim.json",
+            "real.json",
+            "--format",
+            "json",
+            "--goodput",
+            "ttft:61",
+        ],
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for (side, good) in [("real", 61.0), ("sim", 55.0)] {
+        let got = f(&v[side]["goodput"]) * f(&v[side]["duration_s"]);
+        assert!((got - good).abs() < 1e-6, "{side}: {got}");
+    }
 }
 
 #[test]
@@ -152,6 +173,12 @@ fn assertions_set_the_exit_code() {
             .unwrap()
             .contains("1000")
     );
+    // … unless asked to check it anyway: the table marks it.
+    let mut args = vec!["compare", "sim.json", "real.json", "--allow-few-samples"];
+    args.extend(["--assert", "ttft:p99<=50%"]);
+    let out = simfid(&dir, &args);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("pass (few samples)"));
     // A malformed assertion is bad input.
     let out = run(&["ttft:p99<10%"]);
     assert_eq!(out.status.code(), Some(2));
