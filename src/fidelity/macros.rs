@@ -7,7 +7,28 @@
 //! `s`, checked at compile time), then optional trailing options, each a method of
 //! [`AssertOptions`](crate::fidelity::AssertOptions): `noise_floor(&repeats)`,
 //! `def(MetricDef::Vidur)`, `warmup(10)`, `window(5.0, 60.0)`, `resamples(200)`, `seed(7)`,
-//! `allow_workload_mismatch(true)`.
+//! `allow_workload_mismatch(true)`, `allow_few_samples(true)`.
+//!
+//! Mistakes do not compile: an unknown statistic, or a duration without a known unit.
+//!
+//! ```compile_fail
+//! # let run = simfid::fixture::Run { meta: simfid::fixture::RunMeta::new(simfid::fixture::Source::Sim, "m"), requests: vec![] };
+//! simfid::assert_ttft_within!(run, run, p42, 10%);
+//! ```
+//!
+//! ```compile_fail
+//! # let run = simfid::fixture::Run { meta: simfid::fixture::RunMeta::new(simfid::fixture::Source::Sim, "m"), requests: vec![] };
+//! simfid::assert_ttft_within!(run, run, p99, 10% or 2min);
+//! ```
+//!
+//! ```
+//! # let run = simfid::fixture::Run { meta: simfid::fixture::RunMeta::new(simfid::fixture::Source::Sim, "m"), requests: vec![] };
+//! // The same with valid units compiles (and, on an empty run, panics with the reason).
+//! let r = std::panic::catch_unwind(|| {
+//!     simfid::assert_ttft_within!(run, run, p99, 10% or 2ms);
+//! });
+//! assert!(r.is_err());
+//! ```
 
 /// Asserts that the simulated TTFT statistic is within a tolerance of the real one.
 ///
