@@ -55,6 +55,75 @@
 //! Records stream to any [`sim::RecordSink`] as requests finish: a `Vec`, or
 //! [`sim::VidurCsvWriter`] for Vidur's `request_metrics.csv`, so a million-request simulation
 //! runs in constant memory.
+//!
+//! # Asserting fidelity
+//!
+//! A simulated run and a real one are both a [`fixture::Run`]: per request, its send time and
+//! the time of every streamed chunk. The macros [`assert_ttft_within!`],
+//! [`assert_itl_within!`], [`assert_tpot_within!`], [`assert_e2e_within!`] and
+//! [`assert_fidelity!`] compare the two under vLLM bench's metric definitions and panic with a
+//! table when the simulator is off. This example runs as it is in a `tests/` file of a crate
+//! that depends on simfid: it simulates one workload twice, with two bandwidth efficiencies of
+//! the built-in roofline, and treats the first as the "real" run (in practice: a recorded
+//! golden read with [`fixture::read_any`], from a simfid recording, a vLLM bench result JSON
+//! or a Vidur `request_metrics.csv`).
+//!
+//! ```
+//! use simfid::exec::roofline::Roofline;
+//! use simfid::fixture::{Run, RunMeta, Source};
+//! use simfid::model::{DeviceSpec, ModelSpec};
+//! use simfid::sim::{ReplicaSchedulerKind, RequestRecord, SimConfig, Simulator};
+//! use simfid::workload::RequestSpec;
+//!
+//! /// 200 requests, one every 100 ms, 512 prompt and 64 output tokens, on Qwen3-0.6B / H100.
+//! fn simulate(bandwidth_efficiency: f64, source: Source) -> Run {
+//!     let model = ModelSpec::qwen3_0_6b();
+//!     let device = DeviceSpec::builtin("h100").unwrap();
+//!     let mut exec = Roofline::new(&model, &device, 1, 1).unwrap();
+//!     exec.bandwidth_efficiency = bandwidth_efficiency;
+//!     let cfg = SimConfig::new(model, device, ReplicaSchedulerKind::Sarathi);
+//!     let workload: Vec<RequestSpec> = (0..200)
+//!         .map(|i| RequestSpec {
+//!             id: i,
+//!             arrival_s: i as f64 * 0.1,
+//!             prefill_tokens: 512,
+//!             decode_tokens: 64,
+//!         })
+//!         .collect();
+//!     let mut records: Vec<RequestRecord> = Vec::new();
+//!     Simulator::new(cfg, &exec).unwrap().run(workload, &mut records).unwrap();
+//!     Run::from_records(RunMeta::new(source, "Qwen/Qwen3-0.6B"), &records)
+//! }
+//!
+//! let real = simulate(0.70, Source::Real);
+//! let sim = simulate(0.72, Source::Sim);
+//!
+//! // One metric, one statistic: relative tolerance, optionally with an absolute floor.
+//! simfid::assert_ttft_within!(sim, real, p50, 10%);
+//! simfid::assert_itl_within!(sim, real, p50, 5% or 1ms);
+//!
+//! // Several at once; a failure prints real / sim / error / 95% CI / n for every line, KS
+//! // and W1 per metric, and a diagnosis such as "sim ITL too low at the median: decode
+//! // step time underestimated (per-iteration framework overhead missing?)".
+//! simfid::assert_fidelity!(sim, real, {
+//!     ttft: p50 10%, p90 10% or 2ms;
+//!     itl: p50 5%, p99 10%;
+//!     tpot: mean 5%;
+//!     e2e: p90 5%;
+//! });
+//!
+//! // With real repeats of the workload, a tolerance is never applied below their spread
+//! // (here 4.4%, so a 1% tolerance on a 2.8% error passes).
+//! let repeats = [real.clone(), simulate(0.67, Source::Real)];
+//! simfid::assert_tpot_within!(sim, real, p50, 1%, noise_floor(&repeats));
+//! ```
+//!
+//! A tail quantile needs samples beyond it: `p99` is refused (the assertion fails with the
+//! reason) below 1000 samples — here TTFT has 200, ITL 12 600 — see
+//! [`fidelity::stats::TAIL_SAMPLES`]. The same checks run from the command line on files:
+//! `simfid compare SIM REAL --assert 'ttft:p99<=10%' --format json --plots plots/` (exit 1
+//! when an assertion fails, 2 when an input is unusable or the runs are not of the same
+//! workload). The statistics are defined in ARCHITECTURE.md and [`fidelity`].
 #![warn(missing_docs)]
 
 pub mod error;

@@ -30,6 +30,12 @@ enum Command {
     /// Step-time profiling through a server's API (plan experiments, fit a step model).
     #[command(subcommand)]
     Profile(cli::profile::ProfileCommand),
+    /// Compare a simulated run with a real one: Markdown or JSON report, SVG plots, assertions.
+    Compare(Box<cli::compare::CompareArgs>),
+    /// Convert a vLLM bench result JSON or a Vidur request_metrics.csv into a simfid run.
+    Import(cli::convert::ImportArgs),
+    /// Write a simfid run in another tool's format (vLLM bench result JSON).
+    Export(cli::convert::ExportArgs),
 }
 
 fn main() {
@@ -45,6 +51,9 @@ fn main() {
         Command::Bench(a) => cli::bench::main(a),
         Command::Profile(c) => cli::profile::main(c),
         Command::VidurConfig(a) => cli::vidur_config::main(a),
+        Command::Compare(a) => cli::compare::main(*a),
+        Command::Import(a) => cli::convert::import(a),
+        Command::Export(a) => cli::convert::export(a),
     };
     match result {
         Ok(code) => std::process::exit(code),

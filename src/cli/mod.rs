@@ -1,6 +1,8 @@
 //! The `simfid` command line: a thin layer over the library.
 
 pub mod bench;
+pub mod compare;
+pub mod convert;
 pub mod output;
 pub mod profile;
 pub mod simulate;
@@ -10,6 +12,8 @@ pub mod vidur_flags;
 
 /// Exit codes (stable).
 pub mod exit {
+    /// A fidelity assertion (`simfid compare --assert`) failed or could not be decided.
+    pub const ASSERT_FAILED: i32 = 1;
     /// Bad input: malformed files, unknown flags, impossible configurations.
     pub const BAD_INPUT: i32 = 2;
     /// The simulation stalled: requests were left unfinished (outputs are still written).
