@@ -131,6 +131,7 @@ pub mod exec;
 pub mod fidelity;
 pub mod fixture;
 pub mod model;
+pub mod replay;
 pub mod sim;
 pub mod workload;
 

@@ -25,6 +25,8 @@ enum Command {
     },
     /// Measure simulator speed and memory (20k and 1M requests).
     Bench(cli::bench::BenchArgs),
+    /// Replay a real run in the simulator (with a preset) and print the fidelity report.
+    Check(Box<cli::check::CheckArgs>),
     /// Print the Vidur model entry and replay command for a model and workload.
     VidurConfig(cli::vidur_config::VidurConfigArgs),
     /// Step-time profiling through a server's API (plan experiments, fit a step model).
@@ -51,6 +53,7 @@ fn main() {
         Command::Bench(a) => cli::bench::main(a),
         Command::Profile(c) => cli::profile::main(c),
         Command::VidurConfig(a) => cli::vidur_config::main(a),
+        Command::Check(a) => cli::check::main(*a),
         Command::Compare(a) => cli::compare::main(*a),
         Command::Import(a) => cli::convert::import(a),
         Command::Export(a) => cli::convert::export(a),

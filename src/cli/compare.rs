@@ -27,6 +27,14 @@ pub struct CompareArgs {
     pub sim: PathBuf,
     /// The real run (same formats).
     pub real: PathBuf,
+    /// Report options.
+    #[command(flatten)]
+    pub opts: ReportOpts,
+}
+
+/// Report options shared by `simfid compare` and `simfid check`.
+#[derive(Debug, Clone, Args)]
+pub struct ReportOpts {
     /// Metric definitions: vllm-bench, vidur or aiperf.
     #[arg(long = "def", default_value = "vllm-bench", value_parser = parse_def)]
     pub def: MetricDef,
@@ -108,13 +116,30 @@ fn load(path: &Path) -> Result<Run> {
 
 /// Runs `simfid compare`; returns the exit code.
 pub fn main(a: CompareArgs) -> Result<i32> {
+    let sim = load(&a.sim)?;
+    let real = load(&a.real)?;
+    report(
+        &sim,
+        &real,
+        &a.sim.display().to_string(),
+        &a.real.display().to_string(),
+        &a.opts,
+    )
+}
+
+/// Compares `sim` with `real`, prints the report and returns the exit code.
+pub fn report(
+    sim: &Run,
+    real: &Run,
+    sim_label: &str,
+    real_label: &str,
+    a: &ReportOpts,
+) -> Result<i32> {
     let criteria: Vec<Criterion> = a
         .asserts
         .iter()
         .map(|s| s.parse::<Criterion>())
         .collect::<Result<_, _>>()?;
-    let sim = load(&a.sim)?;
-    let real = load(&a.real)?;
     let mut opts = AssertOptions::default()
         .def(a.def)
         .warmup(a.warmup)
@@ -138,12 +163,12 @@ pub fn main(a: CompareArgs) -> Result<i32> {
         slo
     });
     let copts = CompareOptions {
-        sim_label: a.sim.display().to_string(),
-        real_label: a.real.display().to_string(),
+        sim_label: sim_label.to_string(),
+        real_label: real_label.to_string(),
         slo,
         ..opts.compare.clone()
     };
-    let report = compare(&sim, &real, &copts)?;
+    let report = compare(sim, real, &copts)?;
     for w in &report.warnings {
         eprintln!("simfid: warning: {w}");
     }

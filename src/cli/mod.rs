@@ -1,6 +1,7 @@
 //! The `simfid` command line: a thin layer over the library.
 
 pub mod bench;
+pub mod check;
 pub mod compare;
 pub mod convert;
 pub mod output;

@@ -1,5 +1,6 @@
 //! simfid's integration tests: one binary, one module per behaviour.
 
+mod check_replay;
 mod cli_vidur;
 mod fidelity_compare;
 mod fidelity_macros;
