@@ -32,6 +32,19 @@ enum Command {
     Record(Box<cli::record::RecordArgs>),
     /// Serve the simulator as a live OpenAI-compatible server (real time).
     Serve(Box<cli::serve::ServeArgs>),
+    /// Replay a real run in the simulator (with a preset) and print the fidelity report.
+    Check(Box<cli::check::CheckArgs>),
+    /// Print the Vidur model entry and replay command for a model and workload.
+    VidurConfig(cli::vidur_config::VidurConfigArgs),
+    /// Step-time profiling through a server's API (plan experiments, fit a step model).
+    #[command(subcommand)]
+    Profile(cli::profile::ProfileCommand),
+    /// Compare a simulated run with a real one: Markdown or JSON report, SVG plots, assertions.
+    Compare(Box<cli::compare::CompareArgs>),
+    /// Convert a vLLM bench result JSON or a Vidur request_metrics.csv into a simfid run.
+    Import(cli::convert::ImportArgs),
+    /// Write a simfid run in another tool's format (vLLM bench result JSON).
+    Export(cli::convert::ExportArgs),
 }
 
 fn main() {
@@ -48,6 +61,12 @@ fn main() {
         Command::Trace(a) => cli::trace::main(*a),
         Command::Record(a) => cli::record::main(*a),
         Command::Serve(a) => cli::serve::main(*a),
+        Command::Profile(c) => cli::profile::main(c),
+        Command::VidurConfig(a) => cli::vidur_config::main(a),
+        Command::Check(a) => cli::check::main(*a),
+        Command::Compare(a) => cli::compare::main(*a),
+        Command::Import(a) => cli::convert::import(a),
+        Command::Export(a) => cli::convert::export(a),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -2,16 +2,23 @@
 
 pub mod bench;
 pub mod bench_record;
+pub mod check;
+pub mod compare;
+pub mod convert;
 pub mod output;
+pub mod profile;
 pub mod record;
 pub mod serve;
 pub mod simulate;
 pub mod trace;
 pub mod vidur;
+pub mod vidur_config;
 pub mod vidur_flags;
 
 /// Exit codes (stable).
 pub mod exit {
+    /// A fidelity assertion (`simfid compare --assert`) failed or could not be decided.
+    pub const ASSERT_FAILED: i32 = 1;
     /// Bad input: malformed files, unknown flags, impossible configurations.
     pub const BAD_INPUT: i32 = 2;
     /// The simulation stalled: requests were left unfinished (outputs are still written).

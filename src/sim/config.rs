@@ -32,6 +32,10 @@ pub enum ReplicaSchedulerKind {
     /// LightLLM: token-level KV (block size 1) with its future-memory admission check.
     #[serde(rename = "lightllm")]
     LightLlm,
+    /// transformers 5.17 continuous batching (`transformers serve --continuous-batching`):
+    /// FIFO, decodes first, chunked prefill in the leftover token budget, KV blocks allocated
+    /// per chunk, soft-reset eviction (`shared/hfcb/SPEC.md` §3).
+    HfCb,
 }
 
 impl GlobalSchedulerKind {
@@ -57,9 +61,10 @@ impl ReplicaSchedulerKind {
             "orca" => Ok(Self::Orca),
             "faster_transformer" => Ok(Self::FasterTransformer),
             "lightllm" => Ok(Self::LightLlm),
+            "hf_cb" => Ok(Self::HfCb),
             _ => Err(Error::Config(format!(
                 "unknown replica scheduler '{s}'; known: vllm, sarathi, orca, \
-                 faster_transformer, lightllm"
+                 faster_transformer, lightllm, hf_cb"
             ))),
         }
     }
@@ -72,6 +77,7 @@ impl ReplicaSchedulerKind {
             Self::Orca => "orca",
             Self::FasterTransformer => "faster_transformer",
             Self::LightLlm => "lightllm",
+            Self::HfCb => "hf_cb",
         }
     }
 }
@@ -95,20 +101,39 @@ pub struct SchedulerConfig {
     pub max_tokens_in_batch: u32,
     /// LightLLM: decode iterations between prefill attempts (`max_waiting_iters`, 10).
     pub max_waiting_iters: u32,
+    /// hf_cb: fraction of blocks below which only decodes are scheduled (0.15 for FIFO).
+    #[serde(default = "default_safety_margin")]
+    pub safety_margin: f64,
+    /// hf_cb: most requests in one step (`max_requests_per_batch`, 1024).
+    #[serde(default = "default_max_requests")]
+    pub max_requests_per_batch: u32,
+}
+
+fn default_safety_margin() -> f64 {
+    0.15
+}
+
+fn default_max_requests() -> u32 {
+    1024
 }
 
 impl SchedulerConfig {
-    /// Vidur's defaults for `kind`.
+    /// Vidur's defaults for `kind`; for `hf_cb`, the configuration of this project's goldens
+    /// (`transformers serve --continuous-batching --cb-num-blocks 512 --cb-max-batch-tokens
+    /// 2048`: 512 blocks of 256 tokens, 2048 tokens per step).
     pub fn new(kind: ReplicaSchedulerKind) -> Self {
+        let hf = kind == ReplicaSchedulerKind::HfCb;
         SchedulerConfig {
             kind,
-            batch_size_cap: 128,
-            block_size: 16,
-            watermark_blocks_fraction: 0.01,
-            num_blocks: None,
+            batch_size_cap: if hf { 1024 } else { 128 },
+            block_size: if hf { 256 } else { 16 },
+            watermark_blocks_fraction: if hf { 0.0 } else { 0.01 },
+            num_blocks: if hf { Some(512) } else { None },
             chunk_size: 512,
-            max_tokens_in_batch: 4096,
+            max_tokens_in_batch: if hf { 2048 } else { 4096 },
             max_waiting_iters: 10,
+            safety_margin: default_safety_margin(),
+            max_requests_per_batch: default_max_requests(),
         }
     }
 }
@@ -195,6 +220,14 @@ impl SimConfig {
         }
         if s.kind == ReplicaSchedulerKind::LightLlm && (s.block_size != 1 || pp != 1) {
             return bad("lightllm needs block_size 1 and a single pipeline stage".into());
+        }
+        if s.kind == ReplicaSchedulerKind::HfCb && pp != 1 {
+            return bad("hf_cb runs a single pipeline stage".into());
+        }
+        if s.kind == ReplicaSchedulerKind::HfCb
+            && (s.max_tokens_in_batch == 0 || s.max_requests_per_batch == 0)
+        {
+            return bad("hf_cb needs max_tokens_in_batch and max_requests_per_batch ≥ 1".into());
         }
         if s.kind == ReplicaSchedulerKind::Sarathi && s.chunk_size == 0 {
             return bad("sarathi chunk_size must be ≥ 1".into());

@@ -101,6 +101,18 @@ pub(crate) struct Replica {
     /// Reusable buffers for batch formation (no allocation per iteration).
     pub scratch_a: Vec<u32>,
     pub scratch_b: Vec<u32>,
+    /// hf_cb: active (prefilling or decoding) requests in the order they became active.
+    pub active: Vec<u32>,
+    /// hf_cb: admissions stopped after an eviction, until a request finishes.
+    pub block_new_requests: bool,
+    /// hf_cb: blocks below which only decodes are scheduled.
+    pub safety_blocks: f64,
+    /// hf_cb: most requests per step.
+    pub max_requests_per_batch: usize,
+    /// hf_cb: requests evicted (soft reset) so far.
+    pub evictions: u64,
+    /// hf_cb: an allocation failed in the last scheduling pass.
+    pub failed_allocation: bool,
 }
 
 impl Replica {
@@ -130,6 +142,12 @@ impl Replica {
             stages: (0..num_stages).map(|_| Stage::default()).collect(),
             scratch_a: Vec::new(),
             scratch_b: Vec::new(),
+            active: Vec::new(),
+            block_new_requests: false,
+            safety_blocks: s.safety_margin * num_blocks as f64,
+            max_requests_per_batch: s.max_requests_per_batch as usize,
+            evictions: 0,
+            failed_allocation: false,
         }
     }
 
@@ -159,6 +177,7 @@ impl Replica {
     /// Whether nothing is queued, resident or in flight (Vidur's `is_empty`).
     pub fn is_empty(&self) -> bool {
         self.waiting.is_empty()
+            && self.active.is_empty()
             && self.num_in_map == 0
             && self.stages.iter().all(|s| s.queue.is_empty())
     }
@@ -241,6 +260,17 @@ impl Replica {
                     return fail(format!(
                         "every request reserves {} blocks but the replica has {}",
                         self.max_blocks_per_sequence, self.num_blocks
+                    ));
+                }
+            }
+            ReplicaSchedulerKind::HfCb => {
+                // Blocks are allocated per chunk; the whole sequence must fit eventually.
+                let full = (total + 1).div_ceil(self.block_size);
+                if full > self.num_blocks {
+                    return fail(format!(
+                        "prompt + output = {total} tokens need {full} KV blocks of {} tokens, more \
+                         than the server's {}",
+                        self.block_size, self.num_blocks
                     ));
                 }
             }

@@ -121,6 +121,19 @@ impl Request {
         self.latest_stage_completed_at = t;
     }
 
+    /// transformers' soft reset (an eviction): the request goes back to the queue with prompt =
+    /// prompt + generated tokens and the output budget reduced by them; a request evicted in the
+    /// middle of its prefill keeps its prompt and starts over.
+    pub fn soft_reset(&mut self) {
+        if self.prefill_complete {
+            self.restart();
+        } else {
+            self.processed = 0;
+            self.restarts += 1;
+            self.scheduled = false;
+        }
+    }
+
     /// Vidur's `Request.restart`: tokens generated so far are re-prefilled.
     pub fn restart(&mut self) {
         let total = self.prefill + self.decode;

@@ -25,12 +25,13 @@ impl ExecModel for Linear {
     }
 }
 
-const KINDS: [ReplicaSchedulerKind; 5] = [
+const KINDS: [ReplicaSchedulerKind; 6] = [
     ReplicaSchedulerKind::Sarathi,
     ReplicaSchedulerKind::Vllm,
     ReplicaSchedulerKind::Orca,
     ReplicaSchedulerKind::FasterTransformer,
     ReplicaSchedulerKind::LightLlm,
+    ReplicaSchedulerKind::HfCb,
 ];
 const GLOBALS: [GlobalSchedulerKind; 3] = [
     GlobalSchedulerKind::RoundRobin,
@@ -51,7 +52,7 @@ struct Case {
 
 fn case() -> impl Strategy<Value = Case> {
     (
-        0..5usize,
+        0..6usize,
         0..3usize,
         1..4u32,
         1..3u32,
@@ -98,6 +99,13 @@ fn config(c: &Case) -> SimConfig {
     cfg.seed = 7;
     if kind == ReplicaSchedulerKind::LightLlm {
         cfg.scheduler.block_size = 1;
+    } else if kind == ReplicaSchedulerKind::HfCb {
+        cfg.scheduler = simfid::sim::SchedulerConfig::new(kind);
+        if c.tight_memory {
+            // 6 blocks of 256 tokens: evictions, still room for the longest request (820).
+            cfg.scheduler.num_blocks = Some(6);
+            cfg.scheduler.max_tokens_in_batch = c.chunk;
+        }
     } else {
         cfg.num_pipeline_stages = c.pp;
     }
@@ -209,6 +217,25 @@ fn tight_memory_exercises_restarts() {
     assert_eq!(summary.completed, 30);
     assert!(summary.restarts > 0, "{summary:?}");
     assert!(records.iter().all(|r| r.token_times.len() == 100));
+    // transformers' continuous batching allocates per chunk, nothing for the output: short
+    // prompts with long outputs outgrow 6 blocks of 256 tokens and force soft-reset evictions.
+    let requests = (0..30)
+        .map(|i| RequestSpec {
+            id: i,
+            arrival_s: i as f64 * 0.01,
+            prefill_tokens: 200,
+            decode_tokens: 400,
+        })
+        .collect();
+    let hf = Case {
+        kind: 5,
+        requests,
+        ..c
+    };
+    let (records, summary) = simulate(&hf);
+    assert_eq!(summary.completed, 30);
+    assert!(summary.restarts > 0, "{summary:?}");
+    assert!(records.iter().all(|r| r.token_times.len() == 400));
 }
 
 proptest! {

@@ -31,13 +31,13 @@ fn q(v: &[f64], p: f64) -> f64 {
     quantile(v, p).unwrap()
 }
 
-/// The measured bound (see ARCHITECTURE.md, "The recorder's clock"): on this project's 2-core
-/// VM, shared with other builds, a chunk's time relative to its request's send differs from
-/// the offline simulation's token time relative to the arrival by +0.4 ms at the median
-/// (HTTP, parsing, wake-ups: the recorded times are later, never earlier by more than the
-/// ~0.2 ms the request takes to reach the engine), within ±1 ms for 90% of the chunks, and by
-/// up to ~5 ms in the worst 1% (scheduling on a loaded machine). The assertions leave room
-/// for a busier CI machine.
+/// The measured bound (see ARCHITECTURE.md, "The recorder's clock"), on this project's 2-core
+/// VM: a chunk's time relative to its request's send is later than the offline simulation's
+/// token time relative to the arrival by +0.4 ms (release build) / +0.7 ms (this debug test
+/// build) at the median — the HTTP round trip and wake-ups; it is never earlier by more than
+/// ~0.3 ms — with |difference| ≤ 1.0-1.2 ms for 90% of the chunks and ≤ 3-4.5 ms for 99% on a
+/// quiet machine; ITL p50 agrees within 0.01 ms. With the rest of the test suite running on
+/// the same 2 cores the 90th percentile grows to ~3 ms; the assertions allow for that.
 #[test]
 fn serial_recorded_run_matches_offline_simulation_within_loopback_jitter() {
     let dir = Scratch::new("e2e");
@@ -143,17 +143,18 @@ fn serial_recorded_run_matches_offline_simulation_within_loopback_jitter() {
         ms(q(&lag, 0.99)),
         ms(q(&lag, 1.0))
     );
-    // Per chunk: the typical offset is a fraction of a millisecond, 90% within ±2 ms, and
-    // nearly all within 10 ms (a loaded machine can delay a wake-up).
+    // Per chunk: the typical offset is a fraction of a millisecond; the bounds on the spread
+    // leave room for a CI machine running the rest of the suite on the same 2 cores (measured
+    // there: |diff| p90 1.2-3.0 ms, p99 4-5 ms, max 5-9 ms).
     let p50 = ms(q(&chunk_diff, 0.5));
     assert!((-0.5..=1.5).contains(&p50), "median chunk offset {p50} ms");
-    assert!(ms(q(&abs, 0.9)) <= 2.0, "90% of chunks within 2 ms");
-    assert!(ms(q(&abs, 0.98)) <= 10.0, "98% of chunks within 10 ms");
+    assert!(ms(q(&abs, 0.9)) <= 5.0, "90% of chunks within 5 ms");
+    assert!(ms(q(&abs, 0.98)) <= 15.0, "98% of chunks within 15 ms");
     // The distributions the fidelity tests compare: TTFT and ITL quantiles.
-    for p in [0.5, 0.9] {
-        let d = ms(q(&ttft_rec, p) - q(&ttft_sim, p));
-        assert!(d.abs() <= 2.0, "TTFT p{}: {d} ms apart", p * 100.0);
-    }
+    let d = ms(q(&ttft_rec, 0.5) - q(&ttft_sim, 0.5));
+    assert!((-0.5..=2.0).contains(&d), "TTFT p50: {d} ms apart");
+    let d = ms(q(&ttft_rec, 0.9) - q(&ttft_sim, 0.9));
+    assert!((-0.5..=5.0).contains(&d), "TTFT p90: {d} ms apart");
     let d = ms(q(&itl_rec, 0.5) - q(&itl_sim, 0.5));
     assert!(d.abs() <= 0.5, "ITL p50: {d} ms apart");
     // The dispatcher sends on time (it spins the last 0.3 ms).

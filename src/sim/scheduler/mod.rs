@@ -4,6 +4,7 @@
 //! leaving it empty means "no batch now".
 
 mod faster_transformer;
+mod hf_cb;
 mod lightllm;
 mod orca;
 mod sarathi;
@@ -33,6 +34,7 @@ pub(crate) fn next_batch(
             Ok(())
         }
         ReplicaSchedulerKind::LightLlm => lightllm::next_batch(rep, reqs, out),
+        ReplicaSchedulerKind::HfCb => hf_cb::next_batch(rep, reqs, out),
     }
 }
 
@@ -41,6 +43,10 @@ pub(crate) fn on_batch_end(rep: &mut Replica, reqs: &mut [Request], batch: &[u32
     rep.num_running_batches -= 1;
     if rep.kind == ReplicaSchedulerKind::FasterTransformer {
         faster_transformer::on_batch_end(rep, reqs, batch);
+        return;
+    }
+    if rep.kind == ReplicaSchedulerKind::HfCb {
+        hf_cb::on_batch_end(rep, reqs, batch);
         return;
     }
     for &s in batch {

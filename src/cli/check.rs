@@ -1,0 +1,53 @@
+//! `simfid check REAL --preset NAME`: replays one real run in the simulator and prints the
+//! fidelity report (the same report as `simfid compare`, real = the given run, sim = its
+//! replay).
+
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+use clap::Args;
+use simfid::fixture::read_any;
+use simfid::replay::Preset;
+
+use super::compare::{ReportOpts, report};
+
+/// Flags of `simfid check`.
+#[derive(Debug, Clone, Args)]
+pub struct CheckArgs {
+    /// The real run: a simfid recording or a vLLM bench result JSON with per-request
+    /// `start_times`, `ttfts`, `itls`, `input_lens`, `output_lens`.
+    pub real: PathBuf,
+    /// A built-in preset (model, step profile, scheduler, KV capacity).
+    #[arg(long, conflicts_with = "preset_file")]
+    pub preset: Option<String>,
+    /// A preset from a JSON file.
+    #[arg(long)]
+    pub preset_file: Option<PathBuf>,
+    /// Also write the simulated replay as a run fixture.
+    #[arg(long)]
+    pub save_sim: Option<PathBuf>,
+    /// Report options.
+    #[command(flatten)]
+    pub opts: ReportOpts,
+}
+
+/// Runs `simfid check`.
+pub fn main(a: CheckArgs) -> Result<i32> {
+    let preset = match (&a.preset, &a.preset_file) {
+        (Some(name), _) => Preset::builtin(name)?,
+        (None, Some(path)) => Preset::from_file(path)?,
+        (None, None) => bail!("give --preset NAME or --preset-file FILE"),
+    };
+    let (real, _) = read_any(&a.real)?;
+    let sim = preset.replay(&real)?;
+    if let Some(p) = &a.save_sim {
+        simfid::fixture::write_run(p, &sim)?;
+    }
+    report(
+        &sim,
+        &real,
+        &format!("simfid replay ({})", preset.name),
+        &a.real.display().to_string(),
+        &a.opts,
+    )
+}

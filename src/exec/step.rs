@@ -1,0 +1,570 @@
+//! Step-time profiles measured through a server's API: a model of one engine iteration's
+//! wall time that includes the framework's per-step overhead (which operator profiles miss;
+//! a 0.6B model on an H100 is bound by it).
+//!
+//! How it is measured. Tokens of one engine step reach the client within a fraction of a
+//! millisecond of each other while steps are tens of milliseconds apart, so pooling every
+//! streamed chunk time of a run and cutting at gaps larger than a few milliseconds recovers
+//! the engine's steps ([`extract_steps`]). Controlled experiments ([`Experiment`]) make the
+//! composition of each step known: B requests decoding together (decode cost at a given
+//! batch and context), and single prompts arriving into a running decode batch (the step that
+//! carries the prompt shows up as one longer gap in the decoders' streams). Each observed step
+//! becomes a [`StepObservation`]; [`StepModel::fit`] fits them by least squares.
+//!
+//! The model follows what transformers' continuous batching pays per step (`shared/hfcb/
+//! SPEC.md` §4): a fixed cost, a cost per request, and costs that grow with the padded query
+//! tokens `q̂ = ⌈Σq/64⌉·64` and the padded KV context `k̂ = ⌈Σpast/16384⌉·16384` (0 pads to
+//! 16384) — including their product, for the dense attention of the SDPA path:
+//!
+//! ```text
+//! t = c₀ + c_req·n + c_q·q̂ + c_kv·k̂ + c_qkv·q̂·k̂ / 2²⁰
+//! ```
+
+use serde::{Deserialize, Serialize};
+
+use super::{BatchItem, ExecModel, StageTime};
+use crate::error::{Error, Result};
+use crate::fixture::Run;
+use crate::workload::{RequestSpec, Workload};
+
+/// Padding rules of the server's step shapes.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Padding {
+    /// Query tokens are padded up to a multiple of this (64).
+    pub q_multiple: u32,
+    /// Largest padded query (the step token budget, 2048).
+    pub q_cap: u32,
+    /// KV context is padded up to a multiple of this (16384); 0 pads to it too.
+    pub kv_multiple: u64,
+    /// Largest padded KV context (131072).
+    pub kv_cap: u64,
+}
+
+impl Default for Padding {
+    fn default() -> Self {
+        Padding {
+            q_multiple: 64,
+            q_cap: 2048,
+            kv_multiple: 16384,
+            kv_cap: 131072,
+        }
+    }
+}
+
+impl Padding {
+    /// Padded query tokens.
+    pub fn q(&self, q: u64) -> f64 {
+        let m = self.q_multiple.max(1) as u64;
+        (q.div_ceil(m) * m).min(self.q_cap.max(self.q_multiple) as u64) as f64
+    }
+
+    /// Padded KV context (0 pads to one multiple).
+    pub fn kv(&self, kv: u64) -> f64 {
+        let m = self.kv_multiple.max(1);
+        (kv.max(1).div_ceil(m) * m).min(self.kv_cap.max(m)) as f64
+    }
+}
+
+/// One engine step whose composition is known.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct StepObservation {
+    /// Requests in the step.
+    pub requests: u32,
+    /// Query tokens (decodes count 1, prefill chunks their length).
+    pub q_tokens: u64,
+    /// KV context read (sum over requests of the tokens already cached).
+    pub kv_tokens: u64,
+    /// Measured step time in seconds.
+    pub seconds: f64,
+}
+
+/// The fitted step-time model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepModel {
+    /// Coefficients `[c₀, c_req, c_q, c_kv, c_qkv]` in seconds per unit.
+    pub coef: [f64; 5],
+    /// Padding rules.
+    pub padding: Padding,
+    /// Smallest step time observed (predictions never go below it).
+    pub min_step_s: f64,
+}
+
+impl StepModel {
+    fn features(&self, n: u32, q: u64, kv: u64) -> [f64; 5] {
+        let qp = self.padding.q(q);
+        let kp = self.padding.kv(kv);
+        [1.0, n as f64, qp, kp, qp * kp / 1_048_576.0]
+    }
+
+    /// Predicted time of a step.
+    pub fn predict(&self, n: u32, q: u64, kv: u64) -> f64 {
+        let f = self.features(n, q, kv);
+        let t: f64 = f.iter().zip(&self.coef).map(|(a, b)| a * b).sum();
+        t.max(self.min_step_s)
+    }
+
+    /// Least-squares fit of observations. Needs at least 5 observations with some variety;
+    /// coefficients a design cannot identify (e.g. no prefill observations) are set to 0.
+    pub fn fit(obs: &[StepObservation], padding: Padding) -> Result<StepModel> {
+        if obs.len() < 3 {
+            return Err(Error::Config(format!(
+                "a step model needs at least 3 observed steps, got {}",
+                obs.len()
+            )));
+        }
+        let probe = StepModel {
+            coef: [0.0; 5],
+            padding,
+            min_step_s: 0.0,
+        };
+        let rows: Vec<[f64; 5]> = obs
+            .iter()
+            .map(|o| probe.features(o.requests, o.q_tokens, o.kv_tokens))
+            .collect();
+        // Drop columns that do not vary (beyond the intercept) so the system stays regular.
+        let mut cols = vec![0usize];
+        for j in 1..5 {
+            let first = rows[0][j];
+            if rows
+                .iter()
+                .any(|r| (r[j] - first).abs() > 1e-9 * first.abs().max(1.0))
+            {
+                cols.push(j);
+            }
+        }
+        let coef_sub = loop {
+            match least_squares(&rows, obs, &cols) {
+                Some(c) => break c,
+                None if cols.len() > 1 => {
+                    cols.pop();
+                }
+                None => {
+                    return Err(Error::Config("step observations are degenerate".into()));
+                }
+            }
+        };
+        let mut coef = [0.0; 5];
+        for (k, &j) in cols.iter().enumerate() {
+            coef[j] = coef_sub[k];
+        }
+        let min_step_s = obs.iter().map(|o| o.seconds).fold(f64::INFINITY, f64::min);
+        Ok(StepModel {
+            coef,
+            padding,
+            min_step_s,
+        })
+    }
+
+    /// Root-mean-square and largest relative residual of the model on `obs`.
+    pub fn residuals(&self, obs: &[StepObservation]) -> (f64, f64) {
+        let mut sq = 0.0;
+        let mut worst: f64 = 0.0;
+        for o in obs {
+            let rel = (self.predict(o.requests, o.q_tokens, o.kv_tokens) - o.seconds) / o.seconds;
+            sq += rel * rel;
+            worst = worst.max(rel.abs());
+        }
+        ((sq / obs.len().max(1) as f64).sqrt(), worst)
+    }
+}
+
+/// Solves the normal equations on the given columns; `None` when singular.
+fn least_squares(rows: &[[f64; 5]], obs: &[StepObservation], cols: &[usize]) -> Option<Vec<f64>> {
+    let k = cols.len();
+    // Scale columns to unit max to keep the system well conditioned.
+    let scale: Vec<f64> = cols
+        .iter()
+        .map(|&j| {
+            rows.iter()
+                .map(|r| r[j].abs())
+                .fold(0.0, f64::max)
+                .max(1e-300)
+        })
+        .collect();
+    let mut a = vec![vec![0.0; k + 1]; k];
+    for (r, o) in rows.iter().zip(obs) {
+        for i in 0..k {
+            let xi = r[cols[i]] / scale[i];
+            for j in 0..k {
+                a[i][j] += xi * r[cols[j]] / scale[j];
+            }
+            a[i][k] += xi * o.seconds;
+        }
+    }
+    // Gaussian elimination with partial pivoting.
+    for c in 0..k {
+        let p = (c..k).max_by(|&x, &y| a[x][c].abs().total_cmp(&a[y][c].abs()))?;
+        if a[p][c].abs() < 1e-12 {
+            return None;
+        }
+        a.swap(c, p);
+        let pivot = a[c].clone();
+        for (r, row) in a.iter_mut().enumerate() {
+            if r != c {
+                let f = row[c] / pivot[c];
+                for (x, p) in row[c..].iter_mut().zip(&pivot[c..]) {
+                    *x -= f * p;
+                }
+            }
+        }
+    }
+    Some((0..k).map(|i| a[i][k] / a[i][i] / scale[i]).collect())
+}
+
+/// A step profile: the fitted model plus the client-visible serving delay and provenance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepProfile {
+    /// Format name (`simfid-step-profile`).
+    pub format: String,
+    /// Format version.
+    pub format_version: String,
+    /// Model served.
+    pub model: String,
+    /// GPU.
+    pub gpu: Option<String>,
+    /// Server description.
+    pub server: Option<String>,
+    /// The step model.
+    pub step: StepModel,
+    /// Delay between the end of the step that produced a token and the client receiving it,
+    /// plus the request's way in (HTTP, tokenisation), estimated from idle-server TTFTs.
+    pub serving_delay_s: f64,
+    /// Fit quality: RMS and largest relative residual.
+    pub fit_rms_rel: f64,
+    /// Largest relative residual.
+    pub fit_max_rel: f64,
+    /// The observations the model was fitted on.
+    pub observations: Vec<StepObservation>,
+}
+
+impl ExecModel for StepModel {
+    fn stage_time(&self, batch: &[BatchItem], _stage: usize) -> Result<StageTime> {
+        let mut q = 0u64;
+        let mut kv = 0u64;
+        for b in batch {
+            q += b.num_tokens as u64;
+            // transformers' position: the newest generated token is cached in the next step.
+            kv += if b.prefill_complete {
+                (b.processed_tokens as u64).saturating_sub(1)
+            } else {
+                b.processed_tokens as u64
+            };
+        }
+        let t = self.predict(batch.len() as u32, q, kv);
+        Ok(StageTime {
+            total_s: t,
+            model_s: t,
+        })
+    }
+}
+
+/// One step recovered from a run's streamed chunks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObservedStep {
+    /// Time the step's tokens reached the client (the earliest chunk of the cluster).
+    pub t: f64,
+    /// `(request id, output token index)` of every token in the step.
+    pub tokens: Vec<(u64, u32)>,
+}
+
+/// Recovers engine steps from a run: all chunk times pooled and sorted, cut wherever two
+/// consecutive chunks are more than `gap_s` apart.
+pub fn extract_steps(run: &Run, gap_s: f64) -> Vec<ObservedStep> {
+    let mut all: Vec<(f64, u64, u32)> = Vec::new();
+    for r in &run.requests {
+        if r.error.is_some() {
+            continue;
+        }
+        let mut idx = 0u32;
+        for c in &r.chunks {
+            all.push((c.t, r.id, idx));
+            idx += c.n.max(1);
+        }
+    }
+    all.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut steps: Vec<ObservedStep> = Vec::new();
+    let mut last = f64::NEG_INFINITY;
+    for (t, id, i) in all {
+        if t - last > gap_s || steps.is_empty() {
+            steps.push(ObservedStep {
+                t,
+                tokens: Vec::new(),
+            });
+        }
+        steps.last_mut().expect("pushed").tokens.push((id, i));
+        last = t;
+    }
+    steps
+}
+
+/// A controlled experiment whose steps have a known composition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Experiment {
+    /// `batch` requests sent together with `prompt` tokens each, decoding `output` tokens.
+    Decode {
+        /// Requests decoding together.
+        batch: u32,
+        /// Prompt length of each.
+        prompt: u32,
+        /// Output length of each.
+        output: u32,
+    },
+    /// `batch` long-decoding requests; then one probe prompt at a time arrives (every
+    /// `spacing_s`), each with 2 output tokens. The step that prefills a probe is observed as
+    /// one gap in the decoders' streams.
+    Mixed {
+        /// Background decoders.
+        batch: u32,
+        /// Their prompt length.
+        prompt: u32,
+        /// Probe prompt lengths, in arrival order.
+        probes: Vec<u32>,
+        /// Time between probes.
+        spacing_s: f64,
+        /// Arrival of the first probe (after the decoders' prompts are prefilled).
+        #[serde(default)]
+        start_s: f64,
+    },
+}
+
+impl Experiment {
+    /// The default plan: decode batches of 1–64 at two contexts, and probes of 64–1984 tokens
+    /// into 1 and 16 decoders. About 40 s of server time in total for a ~25 ms step.
+    pub fn default_plan() -> Vec<(String, Experiment)> {
+        let mut plan = Vec::new();
+        // Batch × context stays well inside 512 blocks of 256 tokens (the goldens' cache).
+        for (prompt, batches) in [
+            (256u32, &[1u32, 2, 4, 8, 16, 32, 64][..]),
+            (2048, &[1, 2, 4, 8, 16, 32][..]),
+        ] {
+            for &batch in batches {
+                // Prompts are prefilled 2048 tokens per step, so outputs start staggered:
+                // lengthen them by that many steps to keep ~40 steps with every request.
+                let output = 40 + (batch * prompt).div_ceil(2048);
+                plan.push((
+                    format!("decode-b{batch}-p{prompt}"),
+                    Experiment::Decode {
+                        batch,
+                        prompt,
+                        output,
+                    },
+                ));
+            }
+        }
+        // Probes into small and large decode contexts, so that the cost of a prefill chunk
+        // against the padded KV context (their product) is identifiable.
+        for (batch, prompt, start_s) in [(1u32, 256u32, 0.4), (16, 256, 0.4), (16, 2048, 1.0)] {
+            plan.push((
+                format!("mixed-b{batch}-p{prompt}"),
+                Experiment::Mixed {
+                    batch,
+                    prompt,
+                    probes: vec![64, 256, 512, 1024, 1536, 1984, 128, 768, 1280, 1792],
+                    spacing_s: 0.4,
+                    start_s,
+                },
+            ));
+        }
+        plan
+    }
+
+    /// The workload that runs the experiment.
+    pub fn workload(&self, name: &str) -> Workload {
+        let reqs = match self {
+            Experiment::Decode {
+                batch,
+                prompt,
+                output,
+            } => (0..*batch as u64)
+                .map(|id| RequestSpec {
+                    id,
+                    arrival_s: 0.0,
+                    prefill_tokens: *prompt,
+                    decode_tokens: *output,
+                })
+                .collect(),
+            Experiment::Mixed {
+                batch,
+                prompt,
+                probes,
+                spacing_s,
+                start_s,
+            } => {
+                let n = probes.len() as f64;
+                // Decoders long enough to outlast every probe at up to 60 steps per second.
+                let output = ((start_s + (n + 2.0) * spacing_s) * 60.0).ceil() as u32;
+                let mut v: Vec<RequestSpec> = (0..*batch as u64)
+                    .map(|id| RequestSpec {
+                        id,
+                        arrival_s: 0.0,
+                        prefill_tokens: *prompt,
+                        decode_tokens: output,
+                    })
+                    .collect();
+                for (k, &p) in probes.iter().enumerate() {
+                    v.push(RequestSpec {
+                        id: *batch as u64 + k as u64,
+                        arrival_s: start_s + k as f64 * spacing_s,
+                        prefill_tokens: p,
+                        decode_tokens: 2,
+                    });
+                }
+                v
+            }
+        };
+        Workload::new(
+            reqs,
+            format!("simfid step-profile experiment {name}: {self:?}"),
+        )
+    }
+
+    /// Step observations from the recorded run of this experiment.
+    pub fn observations(&self, run: &Run, gap_s: f64) -> Vec<StepObservation> {
+        let steps = extract_steps(run, gap_s);
+        let prompt_of = |id: u64| {
+            run.requests
+                .iter()
+                .find(|r| r.id == id)
+                .map_or(0, |r| r.prompt_tokens as u64)
+        };
+        let mut obs = Vec::new();
+        match self {
+            Experiment::Decode { batch, .. } => {
+                // Steady decode steps: every request in the step, none in its first token.
+                for w in steps.windows(2) {
+                    let (a, b) = (&w[0], &w[1]);
+                    let full = |s: &ObservedStep| {
+                        s.tokens.len() == *batch as usize && s.tokens.iter().all(|&(_, i)| i > 0)
+                    };
+                    if full(a) && full(b) {
+                        let kv: u64 = b
+                            .tokens
+                            .iter()
+                            .map(|&(id, i)| prompt_of(id) + i as u64 - 1)
+                            .sum();
+                        obs.push(StepObservation {
+                            requests: *batch,
+                            q_tokens: *batch as u64,
+                            kv_tokens: kv,
+                            seconds: b.t - a.t,
+                        });
+                    }
+                }
+            }
+            Experiment::Mixed { batch, .. } => {
+                // A step carrying a probe's first token right after a step of decoders only.
+                for w in steps.windows(2) {
+                    let (a, b) = (&w[0], &w[1]);
+                    let probe_first: Vec<u64> = b
+                        .tokens
+                        .iter()
+                        .filter(|&&(id, i)| id >= *batch as u64 && i == 0)
+                        .map(|&(id, _)| id)
+                        .collect();
+                    let decoders_a = a
+                        .tokens
+                        .iter()
+                        .filter(|&&(id, i)| id < *batch as u64 && i > 0)
+                        .count();
+                    let decoders_b: Vec<(u64, u32)> = b
+                        .tokens
+                        .iter()
+                        .copied()
+                        .filter(|&(id, i)| id < *batch as u64 && i > 0)
+                        .collect();
+                    let others_b = b.tokens.len() - decoders_b.len() - probe_first.len();
+                    if probe_first.len() == 1
+                        && decoders_a == *batch as usize
+                        && decoders_b.len() == *batch as usize
+                        && others_b == 0
+                        && a.tokens.len() == *batch as usize
+                    {
+                        let p = prompt_of(probe_first[0]);
+                        let kv: u64 = decoders_b
+                            .iter()
+                            .map(|&(id, i)| prompt_of(id) + i as u64 - 1)
+                            .sum();
+                        obs.push(StepObservation {
+                            requests: batch + 1,
+                            q_tokens: *batch as u64 + p,
+                            kv_tokens: kv,
+                            seconds: b.t - a.t,
+                        });
+                    }
+                }
+            }
+        }
+        obs
+    }
+}
+
+/// Estimates the serving delay (request in + token out) from runs: for every request that
+/// arrived to an idle server and whose prompt fits one step, TTFT minus the predicted step.
+pub fn serving_delay(model: &StepModel, runs: &[&Run]) -> Option<f64> {
+    let mut d = Vec::new();
+    for run in runs {
+        for r in &run.requests {
+            let (Some(sent), Some(first)) = (r.sent, r.chunks.first()) else {
+                continue;
+            };
+            // Only the first request of a run is guaranteed an idle server.
+            if r.id != run.requests.iter().map(|x| x.id).min().unwrap_or(0) {
+                continue;
+            }
+            let step = model.predict(1, r.prompt_tokens as u64, 0);
+            d.push(first.t - sent - step);
+        }
+    }
+    crate::fidelity::quantile::quantile(&d, 0.5)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn truth() -> StepModel {
+        StepModel {
+            coef: [0.022, 0.0004, 2e-6, 5e-8, 1e-6],
+            padding: Padding::default(),
+            min_step_s: 0.0,
+        }
+    }
+
+    #[test]
+    fn padding_follows_the_server_rules() {
+        let p = Padding::default();
+        assert_eq!(p.q(1), 64.0);
+        assert_eq!(p.q(65), 128.0);
+        assert_eq!(p.q(5000), 2048.0);
+        assert_eq!(p.kv(0), 16384.0);
+        assert_eq!(p.kv(16385), 32768.0);
+        assert_eq!(p.kv(10_000_000), 131072.0);
+    }
+
+    #[test]
+    fn fit_recovers_a_known_model() {
+        let t = truth();
+        let mut obs = Vec::new();
+        for n in [1u32, 2, 4, 8, 16, 32, 64] {
+            for kv in [256u64, 2048, 20_000, 70_000] {
+                for q in [n as u64, n as u64 + 512, n as u64 + 1900] {
+                    let kv = kv * n as u64 / 8;
+                    obs.push(StepObservation {
+                        requests: n,
+                        q_tokens: q,
+                        kv_tokens: kv,
+                        seconds: t.predict(n, q, kv),
+                    });
+                }
+            }
+        }
+        let m = StepModel::fit(&obs, Padding::default()).unwrap();
+        let (rms, max) = m.residuals(&obs);
+        assert!(rms < 1e-9 && max < 1e-8, "{rms} {max} {:?}", m.coef);
+    }
+
+    #[test]
+    fn too_few_observations_are_refused() {
+        assert!(StepModel::fit(&[], Padding::default()).is_err());
+    }
+}

@@ -1,0 +1,191 @@
+//! transformers 5.17 continuous batching, as `transformers serve --continuous-batching` runs it
+//! (FIFO scheduler; `shared/hfcb/SPEC.md` §3, `generation/continuous_batching/scheduler.py`).
+//!
+//! Each step: candidates are the decoding requests (in the order they became active), then the
+//! partly prefilled ones, then the waiting queue (unless admissions are blocked after an
+//! eviction). In order, each candidate takes `min(remaining, token budget)` tokens — 1 for a
+//! decode, the rest of the prompt (chunked by the leftover budget) for a prefill — if its
+//! current length fits the KV-read budget and its blocks can be allocated:
+//! `⌊(n − free_in_last_block + 1) / 256⌋ + 1` more blocks when the tokens do not fit the
+//! blocks it holds. Below the safety margin (15% of blocks free) only decodes, or a first
+//! request in an empty batch, are taken. A running request that cannot get a block is
+//! "starved": after the batch is formed, the newest starved requests are evicted until the
+//! rest fit (never the last active one): a soft reset re-queues them at the back with their
+//! generated tokens appended to the prompt, and admissions stop until a request finishes.
+//! Prefix caching is not modelled: simfid's recorded workloads never share prompt prefixes.
+
+use crate::error::{Error, Result};
+use crate::sim::replica::Replica;
+use crate::sim::request::Request;
+
+/// transformers' `position_offset`: tokens already in the KV cache.
+fn position(r: &Request) -> u64 {
+    if r.prefill_complete {
+        // Vidur-style bookkeeping counts the newest generated token as processed; transformers
+        // writes it into the cache only in the next step.
+        r.processed as u64 - 1
+    } else {
+        r.processed as u64
+    }
+}
+
+fn blocks_of(r: &Request) -> u64 {
+    r.blocks.unwrap_or(0)
+}
+
+/// Blocks a request needs to process `n` more tokens (0 when its blocks suffice).
+fn blocks_needed(rep: &Replica, r: &Request, n: u64) -> u64 {
+    let held = blocks_of(r);
+    let occupancy = (held * rep.block_size) as i64 - position(r) as i64;
+    if occupancy < n as i64 || held == 0 {
+        ((n as i64 - occupancy + 1).div_euclid(rep.block_size as i64) + 1) as u64
+    } else {
+        0
+    }
+}
+
+pub(super) fn next_batch(
+    rep: &mut Replica,
+    reqs: &mut [Request],
+    out: &mut Vec<(u32, u32)>,
+) -> Result<()> {
+    loop {
+        let starved = form(rep, reqs, out);
+        if !out.is_empty() {
+            if !starved.is_empty() {
+                evict(rep, reqs, starved);
+            }
+            return Ok(());
+        }
+        if starved.is_empty() && !rep.failed_allocation {
+            return Ok(());
+        }
+        // Nothing could be scheduled because the cache is full: evict, then try again.
+        if evict(rep, reqs, starved) == 0 {
+            return Err(Error::Config(
+                "hf_cb: no request can be scheduled and none can be evicted (the real server's \
+                 worker dies here)"
+                    .into(),
+            ));
+        }
+    }
+}
+
+/// One scheduling pass; returns the starved active requests with the blocks they needed.
+fn form(rep: &mut Replica, reqs: &mut [Request], out: &mut Vec<(u32, u32)>) -> Vec<(u32, u64)> {
+    out.clear();
+    rep.failed_allocation = false;
+    let mut cands = std::mem::take(&mut rep.scratch_a);
+    cands.clear();
+    cands.extend(
+        rep.active
+            .iter()
+            .copied()
+            .filter(|&s| reqs[s as usize].prefill_complete),
+    );
+    cands.extend(
+        rep.active
+            .iter()
+            .copied()
+            .filter(|&s| !reqs[s as usize].prefill_complete),
+    );
+    let n_active = cands.len();
+    if !rep.block_new_requests {
+        cands.extend(rep.waiting.iter().copied());
+    }
+    let mut tok = rep.max_tokens_in_batch as i64;
+    let mut cache_budget = (rep.num_blocks * rep.block_size) as i64;
+    let mut req_budget = rep.max_requests_per_batch as i64;
+    let mut starved = Vec::new();
+    let mut admitted = 0usize;
+    for (i, &s) in cands.iter().enumerate() {
+        let is_active = i < n_active;
+        let r = &reqs[s as usize];
+        let free = rep.num_blocks - rep.allocated;
+        if (free as f64) < rep.safety_blocks && !out.is_empty() && !r.prefill_complete {
+            break;
+        }
+        let remaining = if r.prefill_complete {
+            1
+        } else {
+            (r.prefill - r.processed) as i64
+        };
+        let n = remaining.min(tok) as u64;
+        let read = position(r) as i64;
+        if cache_budget < read {
+            continue;
+        }
+        let need = blocks_needed(rep, r, n);
+        if need > 0 {
+            if need > free {
+                rep.failed_allocation = true;
+                if is_active {
+                    starved.push((s, need));
+                } else if free == 0 {
+                    break;
+                }
+                continue;
+            }
+            rep.allocate(&mut reqs[s as usize], need);
+        }
+        if !is_active {
+            admitted += 1;
+            rep.active.push(s);
+        }
+        out.push((s, n as u32));
+        tok -= n as i64;
+        cache_budget -= read;
+        req_budget -= 1;
+        if tok == 0 || cache_budget <= 0 || req_budget <= 0 {
+            break;
+        }
+    }
+    // Admitted requests leave the waiting queue (they were its head, in order, but a request
+    // skipped for its KV-read budget may sit between them).
+    if admitted > 0 {
+        let taken: Vec<u32> = rep.active[rep.active.len() - admitted..].to_vec();
+        rep.waiting.retain(|s| !taken.contains(s));
+    }
+    rep.scratch_a = cands;
+    starved
+}
+
+/// Evicts the newest starved requests until the rest fit; returns how many were evicted.
+fn evict(rep: &mut Replica, reqs: &mut [Request], mut starved: Vec<(u32, u64)>) -> usize {
+    let mut free = rep.num_blocks - rep.allocated;
+    let mut demand: u64 = starved.iter().map(|&(_, n)| n).sum();
+    let n_active = rep.active.len();
+    let mut victims = Vec::new();
+    while demand > free && n_active - victims.len() > 1 {
+        let Some((s, need)) = starved.pop() else {
+            break;
+        };
+        victims.push(s);
+        demand -= need;
+        free += blocks_of(&reqs[s as usize]);
+    }
+    victims.reverse();
+    for &s in &victims {
+        let r = &mut reqs[s as usize];
+        r.soft_reset();
+        rep.free(r);
+        rep.active.retain(|&a| a != s);
+        rep.waiting.push_back(s);
+    }
+    if !victims.is_empty() {
+        rep.block_new_requests = true;
+        rep.evictions += victims.len() as u64;
+    }
+    victims.len()
+}
+
+pub(super) fn on_batch_end(rep: &mut Replica, reqs: &mut [Request], batch: &[u32]) {
+    for &s in batch {
+        let r = &mut reqs[s as usize];
+        if r.completed {
+            rep.free(r);
+            rep.active.retain(|&a| a != s);
+            rep.block_new_requests = false;
+        }
+    }
+}
