@@ -76,7 +76,7 @@ pub struct RecordArgs {
     /// No progress bar.
     #[arg(long)]
     pub no_progress: bool,
-    /// Sleep to each send time without the final 1.5 ms yield loop (less CPU, ~1 ms later).
+    /// Sleep to each send time without the final 0.3 ms spin (less CPU, ~0.1 ms later).
     #[arg(long)]
     pub coarse_send: bool,
     #[command(flatten)]

@@ -16,12 +16,12 @@
 //! [`client`] (one request).
 //!
 //! **The clock.** t = 0 is a `tokio::time::Instant` (the OS monotonic clock) taken just before
-//! the first request is due; request `i` is due at `t0 + arrival_s[i]`. The dispatcher sleeps
-//! until 1.5 ms before that (tokio's timer has a 1 ms tick) and yields in a loop for the rest,
-//! so sends are usually within tens of µs of schedule; `scheduled` and the actual `sent` are both
-//! kept. Every content chunk is stamped when the SSE parser hands it over, on the same clock.
-//! TTFT is first chunk − `sent` (not − `scheduled`), so a late send does not count as server
-//! latency.
+//! the first request is due (after any warm-up); request `i` is due at `t0 + arrival_s[i]`. A
+//! dedicated dispatcher thread sleeps until 0.3 ms before that, spins the rest, and hands the
+//! request to the runtime, so sends are usually within 0.1–0.2 ms of schedule; `scheduled`
+//! and the actual `sent` (taken just before the request is written) are both kept. Every
+//! content chunk is stamped when the SSE parser hands it over, on the same clock. TTFT is
+//! first chunk − `sent` (not − `scheduled`), so a late send does not count as server latency.
 
 pub mod client;
 pub mod probe;

@@ -217,3 +217,67 @@ fn serial_serve_answers_models_non_streamed_and_refuses_bad_requests() {
         }
     });
 }
+
+/// Prompts of exact lengths in every mode, checked by the server's own count: `simfid serve
+/// --tokenizer` counts string prompts with the tiny BPE, so text prompts built for it match,
+/// token-id lists match, and `w1000 …` words (one token each only under a word-level
+/// tokenizer) are caught as mismatches. Warm-up requests are not recorded.
+#[test]
+fn serial_prompt_modes_are_exact_and_verified_against_usage() {
+    let dir = Scratch::new("modes");
+    let tiny =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/tokenizers/tiny-bpe.json");
+    let serve = ServeChild::start(&["--tokenizer", tiny.to_str().unwrap()]);
+    let w = dir.path("w.csv");
+    super::loopback::write_workload(
+        &w,
+        &[(0.0, 1, 2), (0.01, 7, 2), (0.02, 64, 3), (0.03, 200, 2)],
+    );
+    let record = |mode: &str, extra: &[&str]| {
+        let out = dir.path(&format!("{mode}.jsonl"));
+        let res = simfid()
+            .args(["record", "--url", &serve.url, "--workload"])
+            .arg(&w)
+            .arg("-o")
+            .arg(&out)
+            .args(["--no-progress", "--prompt-mode", mode])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(res.status.success(), "{res:?}");
+        read_run(&out).unwrap().0
+    };
+    let tok = tiny.to_str().unwrap();
+    let text = record("text", &["--tokenizer", tok, "--warmup", "3"]);
+    assert!(
+        text.meta
+            .warmup
+            .as_deref()
+            .unwrap()
+            .starts_with("3 warm-up requests")
+    );
+    assert_eq!(text.meta.extra["prompt_mode"], "text");
+    assert_eq!(text.requests.len(), 4);
+    for r in &text.requests {
+        assert!(r.ok(), "{r:?}");
+        assert_eq!(r.usage_prompt_tokens, Some(r.prompt_tokens), "{r:?}");
+        // Chunk texts (" w1000", …) are several tiny-BPE tokens each: counted with the
+        // tokenizer they disagree with usage, which the warnings say.
+        assert!(r.chunks.iter().all(|c| c.n >= 1));
+    }
+    for r in &record("token-ids", &[]).requests {
+        assert!(r.ok() && r.warnings.is_empty(), "{r:?}");
+        assert_eq!(r.usage_prompt_tokens, Some(r.prompt_tokens));
+    }
+    let words = record("words", &[]);
+    let mismatched = words
+        .requests
+        .iter()
+        .filter(|r| {
+            r.warnings
+                .iter()
+                .any(|w| w.starts_with("prompt length mismatch"))
+        })
+        .count();
+    assert!(mismatched >= 3, "{:?}", words.requests);
+}
