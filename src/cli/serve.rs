@@ -110,7 +110,11 @@ pub fn options(a: &ServeArgs) -> Result<(ServeOptions, String)> {
         None => None,
     };
     let name = a.served_model_name.clone().unwrap_or(model.name.clone());
+    let plan = simfid::sim::memory_plan(&cfg)?;
     let description = serde_json::json!({
+        "kv_blocks": plan.num_blocks,
+        "max_batch_size": plan.max_batch_size,
+        "scheduler_config": cfg.scheduler,
         "model": model.name,
         "device": cfg.device.name,
         "scheduler": kind.name(),
