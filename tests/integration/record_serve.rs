@@ -265,9 +265,15 @@ fn serial_prompt_modes_are_exact_and_verified_against_usage() {
         // tokenizer they disagree with usage, which the warnings say.
         assert!(r.chunks.iter().all(|c| c.n >= 1));
     }
-    for r in &record("token-ids", &[]).requests {
+    // Token ids, one request in flight at a time: each is sent after the previous one ended.
+    let mut ids = record("token-ids", &["--concurrency", "1"]).requests;
+    for r in &ids {
         assert!(r.ok() && r.warnings.is_empty(), "{r:?}");
         assert_eq!(r.usage_prompt_tokens, Some(r.prompt_tokens));
+    }
+    ids.sort_by(|a, b| a.sent.unwrap().total_cmp(&b.sent.unwrap()));
+    for w in ids.windows(2) {
+        assert!(w[1].sent.unwrap() >= w[0].chunks.last().unwrap().t, "{w:?}");
     }
     let words = record("words", &[]);
     let mismatched = words
