@@ -58,6 +58,23 @@ pub enum Error {
         /// The operation and the key that was looked up.
         what: String,
     },
+    /// A tokenizer could not be loaded or failed to encode.
+    #[error("tokenizer {what}: {source}")]
+    Tokenizer {
+        /// The file, or what was being encoded.
+        what: String,
+        /// The tokenizer's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A server could not be reached or answered something unusable (recorder set-up).
+    #[error("{url}: {message}")]
+    Network {
+        /// The URL.
+        url: String,
+        /// What went wrong.
+        message: String,
+    },
     /// A request can never be scheduled under the configuration (it would stall the replica).
     #[error("request {id} can never be scheduled: {reason}")]
     Unschedulable {

@@ -131,8 +131,14 @@ pub mod exec;
 pub mod fidelity;
 pub mod fixture;
 pub mod model;
+#[cfg(feature = "record")]
+pub mod record;
 pub mod replay;
+#[cfg(feature = "record")]
+pub mod serve;
 pub mod sim;
+#[cfg(feature = "tokenizer")]
+pub mod tokenize;
 pub mod workload;
 
 pub use error::{Error, Result};

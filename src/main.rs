@@ -23,7 +23,7 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Measure simulator speed and memory (20k and 1M requests).
+    /// Measure simulator speed and memory (20k and 1M requests); `bench record`: the recorder.
     Bench(cli::bench::BenchArgs),
     /// Replay a real run in the simulator (with a preset) and print the fidelity report.
     Check(Box<cli::check::CheckArgs>),
@@ -38,6 +38,13 @@ enum Command {
     Import(cli::convert::ImportArgs),
     /// Write a simfid run in another tool's format (vLLM bench result JSON).
     Export(cli::convert::ExportArgs),
+    /// Make workload files: lengths from prompts and a tokenizer, synthetic workloads,
+    /// arrivals for a lengths file.
+    Trace(Box<cli::trace::TraceArgs>),
+    /// Replay a workload against an OpenAI-compatible server and record every chunk's time.
+    Record(Box<cli::record::RecordArgs>),
+    /// Serve the simulator as a live OpenAI-compatible server (real time).
+    Serve(Box<cli::serve::ServeArgs>),
 }
 
 fn main() {
@@ -57,6 +64,9 @@ fn main() {
         Command::Compare(a) => cli::compare::main(*a),
         Command::Import(a) => cli::convert::import(a),
         Command::Export(a) => cli::convert::export(a),
+        Command::Trace(a) => cli::trace::main(*a),
+        Command::Record(a) => cli::record::main(*a),
+        Command::Serve(a) => cli::serve::main(*a),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -21,7 +21,11 @@ const VIDUR_RUN_E_EVENT_LOOP_S: f64 = 208.0;
 
 /// Flags of `simfid bench`.
 #[derive(Debug, Clone, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct BenchArgs {
+    /// `simfid bench record`: the recorder instead of the simulator.
+    #[command(subcommand)]
+    pub mode: Option<BenchMode>,
     /// Request counts to simulate (default: 20000 and 1000000).
     #[arg(long = "requests", value_delimiter = ',')]
     pub requests: Vec<u64>,
@@ -32,6 +36,13 @@ pub struct BenchArgs {
     /// Internal: run one case in this process and print its figures as JSON.
     #[arg(long, hide = true)]
     pub case: Option<u64>,
+}
+
+/// Other benchmarks.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum BenchMode {
+    /// The recorder against `simfid serve` at many concurrent streams.
+    Record(super::bench_record::BenchRecordArgs),
 }
 
 /// CPU time of the calling thread in seconds (Linux `CLOCK_THREAD_CPUTIME_ID`): on a busy
@@ -147,6 +158,9 @@ fn run_case(n: u64, args: &BenchArgs) -> Result<()> {
 
 /// Runs `simfid bench`.
 pub fn main(args: BenchArgs) -> Result<i32> {
+    if let Some(BenchMode::Record(r)) = args.mode {
+        return super::bench_record::main(r);
+    }
     if let Some(n) = args.case {
         run_case(n, &args)?;
         return Ok(0);

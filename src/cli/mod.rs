@@ -1,12 +1,16 @@
 //! The `simfid` command line: a thin layer over the library.
 
 pub mod bench;
+pub mod bench_record;
 pub mod check;
 pub mod compare;
 pub mod convert;
 pub mod output;
 pub mod profile;
+pub mod record;
+pub mod serve;
 pub mod simulate;
+pub mod trace;
 pub mod vidur;
 pub mod vidur_config;
 pub mod vidur_flags;
@@ -19,4 +23,7 @@ pub mod exit {
     pub const BAD_INPUT: i32 = 2;
     /// The simulation stalled: requests were left unfinished (outputs are still written).
     pub const STALLED: i32 = 3;
+    /// `simfid record` was interrupted (ctrl-C) before every request was sent; the fixture
+    /// holds every request, the unsent ones as errors (128 + SIGINT, as shells report it).
+    pub const INTERRUPTED: i32 = 130;
 }

@@ -227,9 +227,9 @@ pub fn exec_model(
     bail!("--exec must be roofline, tables:DIR or profile:MLP_CSV,ATTENTION_CSV (got '{spec}')")
 }
 
-/// Runs `simfid simulate`; returns the exit code.
-pub fn main(args: SimulateArgs) -> Result<i32> {
-    let a = args.merged()?;
+/// The model and the simulation configuration that the engine flags of `a` describe
+/// (defaults: Qwen3-0.6B on an H100, sarathi). Shared with `simfid serve`.
+pub fn engine_config(a: &SimulateArgs) -> Result<(ModelSpec, ReplicaSchedulerKind, SimConfig)> {
     let model = ModelSpec::resolve(a.model.as_deref().unwrap_or("Qwen/Qwen3-0.6B"))?;
     let device = DeviceSpec::builtin(a.device.as_deref().unwrap_or("h100"))?;
     let kind = ReplicaSchedulerKind::parse(a.scheduler.as_deref().unwrap_or("sarathi"))?;
@@ -249,6 +249,13 @@ pub fn main(args: SimulateArgs) -> Result<i32> {
     s.max_tokens_in_batch = a.max_tokens_in_batch.unwrap_or(s.max_tokens_in_batch);
     cfg.seed = a.seed.unwrap_or(42);
     cfg.validate()?;
+    Ok((model, kind, cfg))
+}
+
+/// Runs `simfid simulate`; returns the exit code.
+pub fn main(args: SimulateArgs) -> Result<i32> {
+    let a = args.merged()?;
+    let (model, kind, cfg) = engine_config(&a)?;
     let (exec, exec_desc) = exec_model(a.exec.as_deref().unwrap_or("roofline"), &model, &cfg)?;
 
     let qps = a.qps.unwrap_or(8.0);

@@ -248,6 +248,25 @@ impl<'a> Simulator<'a> {
         Ok(())
     }
 
+    /// Online use: whether `spec` could ever be scheduled (at least one prompt and one output
+    /// token; with `strict_admission`, fits the replica's KV capacity and token budget). A
+    /// server checks this before [`add_request`](Self::add_request) so that an impossible
+    /// request is refused alone instead of failing the simulation.
+    pub fn check_admissible(&self, spec: &RequestSpec) -> Result<()> {
+        if spec.prefill_tokens == 0 || spec.decode_tokens == 0 {
+            return Err(crate::Error::Unschedulable {
+                id: spec.id,
+                reason: "prompt and output must each have at least 1 token".into(),
+            });
+        }
+        if self.cfg.strict_admission {
+            let mut r = Request::default();
+            r.reset(spec, None);
+            self.replicas[0].check_admissible(&r)?;
+        }
+        Ok(())
+    }
+
     /// Online use: time of the next event (arrival or engine event), if any.
     pub fn next_event_time(&self) -> Option<f64> {
         if !self.now_queue.is_empty() {

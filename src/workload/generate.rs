@@ -602,6 +602,14 @@ mod properties {
         prop_oneof![
             (1u32..5000, 1u32..5000)
                 .prop_map(|(prefill, decode)| LengthSpec::Fixed { prefill, decode }),
+            (1u32..3000, 0u32..3000, 1u32..500, 0u32..500).prop_map(|(p, pe, o, oe)| {
+                LengthSpec::UniformIndependent {
+                    prompt_min: p,
+                    prompt_max: p + pe,
+                    output_min: o,
+                    output_max: o + oe,
+                }
+            }),
             (20u32..2000, 0u32..5000, 0.5f64..30.0).prop_map(|(min, extra, r)| {
                 LengthSpec::Uniform {
                     min_tokens: min.max((2.0 * (1.0 + r) / r).ceil() as u32),

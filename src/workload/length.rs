@@ -68,6 +68,20 @@ pub enum LengthSpec {
         /// Seed of the generator's own random source (Vidur: `zipf_..._seed`, default 42).
         seed: u64,
     },
+    /// Prompt and output lengths drawn independently and uniformly from inclusive integer
+    /// ranges (not one of Vidur's generators; vLLM bench's `random` dataset with a range
+    /// ratio draws lengths this way): `prompt = prompt_min + ⌊U₁ · (prompt_max − prompt_min +
+    /// 1)⌋`, then `output` likewise from a second draw `U₂` of the main random source.
+    UniformIndependent {
+        /// Shortest prompt (≥ 1).
+        prompt_min: u32,
+        /// Longest prompt (inclusive).
+        prompt_max: u32,
+        /// Shortest output (≥ 1).
+        output_min: u32,
+        /// Longest output (inclusive).
+        output_max: u32,
+    },
     /// Lengths replayed from a table (Vidur `trace`): each row is scaled, truncated, reduced
     /// proportionally when `prefill + decode > max_tokens` (each part loses
     /// `ceil(excess × its share)`), clipped to at least 1, and the rows are served in the order
@@ -112,6 +126,15 @@ impl LengthSpec {
                         "uniform lengths: min_tokens {min_tokens} with prefill_to_decode_ratio {r} can leave no prefill token"
                     )));
                 }
+            }
+            LengthSpec::UniformIndependent {
+                prompt_min,
+                prompt_max,
+                output_min,
+                output_max,
+            } => {
+                check_range("uniform prompt", *prompt_min, *prompt_max)?;
+                check_range("uniform output", *output_min, *output_max)?;
             }
             LengthSpec::Zipf {
                 min_tokens,
@@ -164,6 +187,14 @@ impl LengthSpec {
                 max_tokens,
                 prefill_to_decode_ratio,
             } => format!("uniform({min_tokens}..{max_tokens}, p:d {prefill_to_decode_ratio})"),
+            LengthSpec::UniformIndependent {
+                prompt_min,
+                prompt_max,
+                output_min,
+                output_max,
+            } => format!(
+                "uniform independent(prompt {prompt_min}..={prompt_max}, output {output_min}..={output_max})"
+            ),
             LengthSpec::Zipf {
                 min_tokens,
                 max_tokens,
@@ -203,6 +234,21 @@ impl LengthSpec {
                 min: f64::from(*min_tokens),
                 max: f64::from(*max_tokens),
                 ratio: *prefill_to_decode_ratio,
+            },
+            LengthSpec::UniformIndependent {
+                prompt_min,
+                prompt_max,
+                output_min,
+                output_max,
+            } => LengthSampler::UniformIndependent {
+                prompt: (
+                    f64::from(*prompt_min),
+                    f64::from(*prompt_max - *prompt_min) + 1.0,
+                ),
+                output: (
+                    f64::from(*output_min),
+                    f64::from(*output_max - *output_min) + 1.0,
+                ),
             },
             LengthSpec::Zipf {
                 min_tokens,
@@ -344,6 +390,11 @@ pub(crate) enum LengthSampler {
         max: f64,
         ratio: f64,
     },
+    /// `(min, span)` of each inclusive range.
+    UniformIndependent {
+        prompt: (f64, f64),
+        output: (f64, f64),
+    },
     Zipf {
         zipf: Box<Zipf>,
         ratio: f64,
@@ -364,6 +415,12 @@ impl LengthSampler {
                 let total = *min + (*max - *min) * main.uniform();
                 let decode = (total / (1.0 + *ratio)).ceil();
                 Some((total - decode, decode))
+            }
+            LengthSampler::UniformIndependent { prompt, output } => {
+                // min(…, span − 1) guards against U rounding up to 1 in `U · span`.
+                let p = prompt.0 + (main.uniform() * prompt.1).floor().min(prompt.1 - 1.0);
+                let d = output.0 + (main.uniform() * output.1).floor().min(output.1 - 1.0);
+                Some((p, d))
             }
             LengthSampler::Zipf { zipf, ratio } => {
                 let total = zipf.next() as f64;
@@ -526,6 +583,79 @@ mod tests {
 
     fn zipf(min: u32, max: u32, theta: f64, seed: u64) -> Zipf {
         Zipf::new(min, max, theta, false, seed, RngKind::Vidur).unwrap()
+    }
+
+    #[test]
+    fn uniform_independent_covers_both_inclusive_ranges() {
+        use crate::workload::{ArrivalSpec, SyntheticSpec};
+        let spec = SyntheticSpec {
+            length: LengthSpec::UniformIndependent {
+                prompt_min: 3,
+                prompt_max: 6,
+                output_min: 1,
+                output_max: 2,
+            },
+            arrival: ArrivalSpec::Static,
+            num_requests: Some(2000),
+            duration_s: None,
+            seed: 7,
+            rng: RngKind::Pcg,
+        };
+        let w = spec.generate().unwrap();
+        let mut prompts = [0u32; 7];
+        let mut outputs = [0u32; 3];
+        for r in &w.requests {
+            prompts[r.prefill_tokens as usize] += 1;
+            outputs[r.decode_tokens as usize] += 1;
+        }
+        // Every value of each inclusive range occurs, roughly equally often; nothing outside.
+        assert_eq!(prompts[..3], [0, 0, 0]);
+        assert!(
+            prompts[3..].iter().all(|&c| (400..600).contains(&c)),
+            "{prompts:?}"
+        );
+        assert_eq!(outputs[0], 0);
+        assert!(
+            outputs[1..].iter().all(|&c| (900..1100).contains(&c)),
+            "{outputs:?}"
+        );
+        // Same seed, same lengths; a degenerate range is a constant.
+        assert_eq!(spec.generate().unwrap(), w);
+        let fixed = SyntheticSpec {
+            length: LengthSpec::UniformIndependent {
+                prompt_min: 5,
+                prompt_max: 5,
+                output_min: 9,
+                output_max: 9,
+            },
+            ..spec.clone()
+        };
+        let w = fixed.generate().unwrap();
+        assert!(
+            w.requests
+                .iter()
+                .all(|r| (r.prefill_tokens, r.decode_tokens) == (5, 9))
+        );
+        let bad = SyntheticSpec {
+            length: LengthSpec::UniformIndependent {
+                prompt_min: 0,
+                prompt_max: 5,
+                output_min: 1,
+                output_max: 9,
+            },
+            ..spec.clone()
+        };
+        assert!(bad.generate().is_err(), "prompt_min 0");
+        let bad = SyntheticSpec {
+            length: LengthSpec::UniformIndependent {
+                prompt_min: 1,
+                prompt_max: 5,
+                output_min: 10,
+                output_max: 9,
+            },
+            ..spec
+        };
+        assert!(bad.generate().is_err(), "output_min > output_max");
     }
 
     #[test]

@@ -74,6 +74,7 @@ fn workload_run(p: &Preset) -> Run {
                 }],
                 finish_reason: Some("length".into()),
                 error: None,
+                warnings: Vec::new(),
             })
             .collect(),
     };

@@ -31,6 +31,7 @@ fn run(n: u64, ttft_ms: f64, itl_ms: f64) -> Run {
                         .collect(),
                     finish_reason: None,
                     error: None,
+                    warnings: Vec::new(),
                 }
             })
             .collect(),

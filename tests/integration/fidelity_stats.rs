@@ -196,6 +196,7 @@ fn req(id: u64, sent: f64, offsets: &[(f64, u32)]) -> RequestRun {
             .collect(),
         finish_reason: None,
         error: None,
+        warnings: Vec::new(),
     }
 }
 

@@ -52,6 +52,7 @@ fn request() -> impl Strategy<Value = RequestRun> {
                 chunks: chunks.into_iter().map(|(t, n)| Chunk { t, n }).collect(),
                 finish_reason: Some("length".into()),
                 error,
+                warnings: Vec::new(),
             },
         )
 }
@@ -107,6 +108,7 @@ fn small_run() -> Run {
         chunks: ts.iter().map(|&t| Chunk { t, n: 1 }).collect(),
         finish_reason: Some("length".into()),
         error: None,
+        warnings: Vec::new(),
     };
     let mut failed = ok(2, 0.7, &[]);
     failed.error = Some("HTTP 503".into());

@@ -5,9 +5,19 @@ mod cli_vidur;
 mod fidelity_compare;
 mod fidelity_macros;
 mod fidelity_stats;
+#[cfg(feature = "cli")]
+mod fixture_codec;
 mod fixture_convert;
 mod hf_cb;
 mod invariants;
+#[cfg(feature = "cli")]
+mod loopback;
+#[cfg(feature = "cli")]
+mod record_robustness;
+#[cfg(feature = "cli")]
+mod record_serve;
 mod shared;
 mod step_profile;
+#[cfg(feature = "cli")]
+mod trace_workloads;
 mod vidur_parity;
