@@ -46,7 +46,8 @@ RUN_OVERHEAD_S = 3.0  # recorder start, connection set-up, writing the fixture
 # Generators
 
 
-def lengths(rng, n, prompt=PROMPT, output=OUTPUT, long_frac=0.0):
+def lengths(rng, n, prompt=PROMPT, output=None, long_frac=0.0):
+    output = output or OUTPUT
     out = []
     for _ in range(n):
         p = rng.randint(*LONG_PROMPT) if long_frac and rng.random() < long_frac else rng.randint(*prompt)
@@ -148,12 +149,14 @@ WORKLOADS = {
     ]
 }
 
-# Recording order. Warm-up first (phase warmup); then the saturated runs early (a rare late
+# Recording order. Warm-up first (phase warmup): the 40 requests on the cold server (so
+# that recording is the cold-start fixture), then the shape ladder and the overload pass; then
+# the saturated runs early (a rare late
 # graph capture costs them least), the three repeats of the mid-load workload spread over the
 # session (so the noise floor includes drift), calibration runs in between.
 PLAN = [
-    ("warmup", "warmup-ladder", "warmup-ladder"),
     ("warmup", "cold40-poisson-2qps", "cold40-poisson-2qps"),
+    ("warmup", "warmup-ladder", "warmup-ladder"),
     ("warmup", "overload-poisson-8qps", "overload-poisson-8qps"),
     ("record", "judge-poisson-2qps-rep1", "judge-poisson-2qps"),
     ("record", "judge-poisson-6qps", "judge-poisson-6qps"),
@@ -233,11 +236,40 @@ def print_plan(rows, out=sys.stdout):
               + f"; recordings in all {total / 60:.1f} min\n")
 
 
+# A miniature of the plan for the CPU self-test of run_goldens.sh (tiny model, short requests):
+# the same roles and phases, a repeated file, a burst; never committed.
+SELFTEST_WORKLOADS = {
+    w.name: w
+    for w in [
+        Workload("st-ladder", "warmup", 900, 3, 4.0, "poisson", "self-test warm-up", prompt=(20, 120)),
+        Workload("st-cold", "warmup", 901, 4, 4.0, "poisson", "self-test cold start", prompt=(20, 120)),
+        Workload("st-calib", "calib", 902, 4, 4.0, "poisson", "self-test calibration", prompt=(20, 120)),
+        Workload("st-judge", "judge", 903, 5, 3.0, "poisson", "self-test judge (repeated)", prompt=(20, 200)),
+        Workload("st-burst", "judge", 904, 4, None, "burst", "self-test burst", prompt=(20, 120)),
+    ]
+}
+SELFTEST_PLAN = [
+    ("warmup", "st-cold", "st-cold"),
+    ("warmup", "st-ladder", "st-ladder"),
+    ("record", "st-judge-rep1", "st-judge"),
+    ("record", "st-burst", "st-burst"),
+    ("record", "st-calib", "st-calib"),
+    ("record", "st-judge-rep2", "st-judge"),
+]
+SELFTEST_OUTPUT = (4, 12)
+
+
 def main():
+    global WORKLOADS, PLAN, OUTPUT
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=OUT_DIR, help="output folder (default scripts/device/workloads)")
     ap.add_argument("--check", action="store_true", help="compare with the files on disk; write nothing")
+    ap.add_argument("--selftest", action="store_true", help="write the CPU self-test's miniature plan instead")
     args = ap.parse_args()
+    if args.selftest:
+        if args.out == OUT_DIR:
+            sys.exit("make_workloads: --selftest needs --out (the self-test plan is not committed)")
+        WORKLOADS, PLAN, OUTPUT = SELFTEST_WORKLOADS, SELFTEST_PLAN, SELFTEST_OUTPUT
 
     files = {w.file: csv_text(w.rows()) for w in WORKLOADS.values()}
     rows = plan_rows()
