@@ -31,13 +31,18 @@
 #   --server-flags STR  default: the goldens' flags (below)
 #   --python PY         default python3
 #   --state DIR         default /tmp/simfid-goldens (survives between calls on a warm machine)
-#   --out DIR           default $OUT, else ./goldens-out
+#   --out DIR           default $OUT, else /tmp/simfid-goldens-out
 #   --model-dir DIR     default /tmp/qwen3
 #   --port N            default 8000
 #   --wheels DIR        default .whl      --site DIR   default /tmp/site
 #   --stepprof-timeout-s S   limit of `simfid profile` (default 240)
 #   --ops-budget-s S    time budget of profile_ops.py, both dtypes (default 240)
 #   --selftest          CPU self-test: tiny model, CPU server flags, quick CPU operator profile
+#   --external-server   use the OpenAI-compatible server already listening on --port (vLLM,
+#                       SGLang, ...): nothing is started or stopped; give --server-name,
+#                       --server-flags (recorded as they are) and --model-req
+#   --server-name STR   recorded server name (default "transformers-serve-cb <version>")
+#   --model-req NAME    the requests' "model" field (default: --model-dir)
 #
 # The goldens' server: transformers serve /tmp/qwen3 --continuous-batching --cb-use-cuda-graph
 #   --cb-num-blocks 512 --cb-max-batch-tokens 2048 --host 127.0.0.1 --port 8000
@@ -63,12 +68,15 @@ SIMFID=target/release/simfid
 SERVER_FLAGS=
 PY=python3
 STATE=/tmp/simfid-goldens
-OUT_DIR=${OUT:-$REPO/goldens-out}
+OUT_DIR=${OUT:-/tmp/simfid-goldens-out}
 MODEL_DIR=/tmp/qwen3
 PORT=8000
 WHEELS=.whl
 SITE=/tmp/site
 SELFTEST=0
+EXTERNAL=0
+SERVER_NAME_OPT=
+MODEL_REQ_OPT=
 SERVER_WAIT_S=180
 STEPPROF_TIMEOUT_S=240
 OPS_BUDGET_S=240
@@ -95,6 +103,9 @@ while [ $# -gt 0 ]; do
     --wheels) WHEELS=$2; shift 2 ;;
     --site) SITE=$2; shift 2 ;;
     --selftest) SELFTEST=1; shift ;;
+    --external-server) EXTERNAL=1; shift ;;
+    --server-name) SERVER_NAME_OPT=$2; shift 2 ;;
+    --model-req) MODEL_REQ_OPT=$2; shift 2 ;;
     --stepprof-timeout-s) STEPPROF_TIMEOUT_S=$2; shift 2 ;;
     --ops-budget-s) OPS_BUDGET_S=$2; shift 2 ;;
     -h|--help) usage; exit 0 ;;
@@ -115,7 +126,7 @@ else
   OPS_ARGS=(--dtypes bf16,fp16)
 fi
 read -r -a SIMFID_CMD <<< "$SIMFID"
-MODEL_REQ=$MODEL_DIR
+MODEL_REQ=${MODEL_REQ_OPT:-$MODEL_DIR}
 BASE_URL=http://127.0.0.1:$PORT
 API_URL=$BASE_URL/v1
 HELPER=("$PY" "$HERE/goldens_helper.py")
@@ -264,9 +275,7 @@ start_server() {
     stop_server
     return 4
   fi
-  local tf_ver
-  tf_ver=$("$PY" -c 'import transformers; print(transformers.__version__)' 2>/dev/null || echo unknown)
-  SERVER_NAME="transformers-serve-cb $tf_ver"
+  set_server_name
   "${HELPER[@]}" meta --out "$STATE/sessions/$SID/session.json" \
     session="$SID" pid="$pid" started_unix="$t_start" startup_seconds=$(( $(now) - t_start )) \
     server_name="$SERVER_NAME" command="transformers serve $MODEL_DIR $SERVER_FLAGS --host 127.0.0.1 --port $PORT" \
@@ -276,14 +285,38 @@ start_server() {
   "${HELPER[@]}" versions --out "$STATE/env/versions.json" --simfid-version "$(simfid_version)" || true
 }
 
-load_session() {
-  SID=$(cat "$STATE/server.session" 2>/dev/null || true)
+set_server_name() {
+  if [ -n "$SERVER_NAME_OPT" ]; then SERVER_NAME=$SERVER_NAME_OPT; return; fi
   local tf_ver
   tf_ver=$("$PY" -c 'import transformers; print(transformers.__version__)' 2>/dev/null || echo unknown)
   SERVER_NAME="transformers-serve-cb $tf_ver"
 }
 
+load_session() {
+  SID=$(cat "$STATE/server.session" 2>/dev/null || true)
+  set_server_name
+}
+
+# A server this script did not start (--external-server): one session per state dir.
+use_external_server() {
+  if ! answering; then log "ERROR: no server answers on $BASE_URL (--external-server)"; return 4; fi
+  if [ ! -f "$STATE/server.session" ]; then
+    SID=s1-external
+    mkdir -p "$STATE/sessions/$SID"
+    echo 0 > "$STATE/sessions/$SID/served"
+    : > "$STATE/sessions/$SID/history"
+    echo "$SID" > "$STATE/server.session"
+    set_server_name
+    "${HELPER[@]}" meta --out "$STATE/sessions/$SID/session.json" session="$SID" external=1 \
+      server_name="$SERVER_NAME" server_flags="$SERVER_FLAGS" url="$BASE_URL" \
+      first_seen_utc="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    "${HELPER[@]}" versions --out "$STATE/env/versions.json" --simfid-version "$(simfid_version)" >/dev/null || true
+  fi
+  load_session
+}
+
 ensure_server() {
+  if [ "$EXTERNAL" = 1 ]; then use_external_server; return; fi
   local pid; pid=$(server_pid)
   if pid_alive "$pid" && answering; then load_session; return 0; fi
   if [ -n "$pid" ]; then
@@ -296,6 +329,7 @@ ensure_server() {
 }
 
 stop_server() {
+  [ "$EXTERNAL" = 1 ] && return 0
   local pid; pid=$(server_pid)
   if [ -z "$pid" ]; then return 0; fi
   if pid_alive "$pid"; then
@@ -310,10 +344,12 @@ stop_server() {
   rm -f "$STATE/server.pid"
 }
 
-# probe LABEL: one greedy request; counts as served.
+# probe LABEL: one greedy request; counts as served. The first request of a server also builds
+# its batching manager and KV cache, so it may take a while.
 probe() {
-  local rc=0
-  "${HELPER[@]}" probe --url "$BASE_URL" --model "$MODEL_REQ" --words 16 --max-tokens 4 \
+  local rc=0 tmo=30
+  [ "$1" = first ] && tmo=150
+  "${HELPER[@]}" probe --url "$BASE_URL" --model "$MODEL_REQ" --words 16 --max-tokens 4 --timeout "$tmo" \
     --out "$STATE/env/probe-$SID-$1.json" || rc=$?
   add_served 1
   return $rc
@@ -352,7 +388,7 @@ record_run() {
   fi
   [ "$tmo" -gt "$(( $(remaining) - 5 ))" ] && tmo=$(( $(remaining) - 5 ))
   local before history; before=$(served)
-  history=$(tr '\n' ' ' < "$STATE/sessions/$SID/history" 2>/dev/null || true)
+  history=$(paste -sd' ' "$STATE/sessions/$SID/history" 2>/dev/null || true)
   rm -f "$out"
   simfid_record_argv "$API_URL" "$wpath" "$out"
   log "recording $run ($reqs requests, rate $rate, ~$est s, stop at $tmo s): $wl"
@@ -360,7 +396,7 @@ record_run() {
     workload="$wl" requests_planned="$reqs" rate="$rate" est_s="$est" gpu="$GPU_NAME" \
     server_session="$SID" served_before="$before" runs_before_on_server="$history" \
     call="$CALL_ID" started_unix="$(now)" started_utc="$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
-    command="${SIMFID_ARGV[*]}" --sha256 workload_sha256="$wpath"
+    command="$(printf '%q ' "${SIMFID_ARGV[@]}")" --sha256 workload_sha256="$wpath"
   local t_start rc=0; t_start=$(now)
   timeout --signal=INT --kill-after=15 "$tmo" "${SIMFID_ARGV[@]}" > "$rlog" 2>&1 || rc=$?
   local took=$(( $(now) - t_start ))
@@ -496,7 +532,7 @@ except Exception: print("")' "$meta")" = ok ]; then
   simfid_profile_argv "$API_URL" "$out"
   local t_start rc=0; t_start=$(now)
   "${HELPER[@]}" meta --out "$meta" status=running server_session="$SID" served_before="$(served)" \
-    gpu="$GPU_NAME" command="${SIMFID_ARGV[*]}" started_utc="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    gpu="$GPU_NAME" command="$(printf '%q ' "${SIMFID_ARGV[@]}")" started_utc="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
   timeout --signal=INT --kill-after=15 "$tmo" "${SIMFID_ARGV[@]}" > "$STATE/stepprof/step_profile.log" 2>&1 || rc=$?
   local status=ok; [ "$rc" = 0 ] && [ -s "$out" ] || status=failed
   "${HELPER[@]}" meta --merge --out "$meta" status="$status" exit_code="$rc" seconds=$(( $(now) - t_start )) \
@@ -529,8 +565,10 @@ phase_ops() {
 phase_setup() {
   phase_begin setup "$(( SERVER_WAIT_S + 40 ))"
   local rc=0
-  ensure_wheels
-  ensure_model
+  if [ "$EXTERNAL" = 0 ]; then
+    ensure_wheels
+    ensure_model
+  fi
   ensure_server || rc=$?
   if ! command -v "${SIMFID_CMD[0]}" >/dev/null 2>&1; then
     warn "simfid is not executable at '${SIMFID_CMD[0]}': recordings will fail (carry target/release/simfid)"

@@ -39,9 +39,12 @@ RG=(bash scripts/device/run_goldens.sh --selftest --python "$PY" --state "$STATE
     --model-dir "$W/model" --port "$PORT" --simfid "$PY scripts/device/selftest/fake_simfid.py"
     --wheels "$W/whl" --site "$W/site")
 
+XPID=
 cleanup() {
-  local pid; pid=$(cat "$STATE/server.pid" 2>/dev/null || true)
-  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then kill -TERM -- "-$pid" 2>/dev/null || true; fi
+  local pid
+  for pid in "$(cat "$STATE/server.pid" 2>/dev/null || true)" "$XPID"; do
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then kill -TERM -- "-$pid" 2>/dev/null || true; fi
+  done
 }
 trap cleanup EXIT
 
@@ -92,7 +95,27 @@ step "6. call D: step profile, stop, operator profile"
 PATH=$FAKEBIN:$PATH OUT=$W/outD "${RG[@]}" --phase stepprof,stop,ops > "$W/callD.txt" 2>&1 || fail "call D exit $?"
 [ ! -f "$STATE/server.pid" ] || fail "server pid file left after stop"
 
-step "7. check what came back"
+step "7. --external-server: a server started by someone else (as vLLM would be)"
+XSTATE=$W/state-external
+HF_HUB_OFFLINE=1 setsid "$PY" -m transformers.cli.transformers serve "$W/model" --continuous-batching \
+  --cb-num-blocks 64 --cb-max-batch-tokens 256 --cb-block-size 32 --device cpu --host 127.0.0.1 \
+  --port $((PORT + 1)) > "$W/external-server.log" 2>&1 < /dev/null &
+XPID=$!
+"$PY" scripts/device/goldens_helper.py wait --url "http://127.0.0.1:$((PORT + 1))" --timeout 120 --pid "$XPID" > /dev/null \
+  || fail "external server did not start"
+rc=0; PATH=$FAKEBIN:$PATH OUT=$W/outX bash scripts/device/run_goldens.sh --python "$PY" --state "$XSTATE" \
+  --plan "$PLAN_DIR/plan.tsv" --port $((PORT + 1)) --simfid "$PY scripts/device/selftest/fake_simfid.py" \
+  --external-server --server-name "some-server 1.0" --server-flags "--whatever 1" --model-req "$W/model" \
+  --phase setup,warmup,record,stop --only st-burst > "$W/callX.txt" 2>&1 || rc=$?
+kill -0 "$XPID" 2>/dev/null || fail "--external-server stopped a server it did not start"
+kill -TERM -- "-$XPID"
+[ "$rc" = 0 ] || fail "external call exit $rc"
+grep -q '"server_name": "some-server 1.0"' "$XSTATE/runs/st-burst.meta.json" || fail "server name not recorded"
+grep -q '"status": "ok"' "$XSTATE/runs/st-cold.meta.json" || fail "external warm-up not recorded"
+[ ! -f "$XSTATE/runs/st-calib.meta.json" ] || fail "--only did not restrict the recordings"
+echo "ok: external server used, not stopped; --only honoured"
+
+step "8. check what came back"
 "$PY" - "$W" <<'EOF'
 import csv, io, json, os, sys, tarfile
 w = sys.argv[1]
