@@ -320,6 +320,9 @@ def cmd_summary(args):
     text = "\n".join(out) + "\n"
     if todo:
         text += f"not recorded yet ({len(todo)}): {' '.join(todo)}\n"
+        rec = [r for r in todo if r in {p["run"] for p in plan if p["phase"] == "record"}]
+        if rec:
+            text += f"on a fresh machine, resume with: --only {','.join(rec)}\n"
     else:
         text += "every run of the plan is recorded\n"
     sys.stdout.write(text)
