@@ -8,7 +8,7 @@
 #             Qwen3-0.6B + exact-length tokenizer into /tmp/qwen3, start `transformers serve`
 #             (setsid: it outlives this call) and wait until it answers
 #   warmup    one probe request (temperature 0: the first request fixes sampling), then the
-#             plan's warm-up workloads, recorded: shape ladder, the issue's 40 requests, overload
+#             plan's warm-up workloads, recorded: the issue's 40 requests, shape ladder, overload
 #   record    `simfid record` for every pending run of the plan (scripts/device/workloads/plan.tsv)
 #   stepprof  `simfid profile`: step-time experiments through the API
 #   stop      stop the server
@@ -82,7 +82,7 @@ STEPPROF_TIMEOUT_S=240
 OPS_BUDGET_S=240
 REQ_TIMEOUT_S=600
 
-usage() { sed -n '2,40p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }
 
 while [ $# -gt 0 ]; do
   case $1 in
@@ -387,9 +387,16 @@ record_run() {
     return 2
   fi
   [ "$tmo" -gt "$(( $(remaining) - 5 ))" ] && tmo=$(( $(remaining) - 5 ))
+  # An earlier attempt (failed, lost, cut off) is kept aside, not overwritten.
+  if [ -f "$meta" ]; then
+    local stamp f; stamp=$(date -u +%Y%m%dT%H%M%SZ)
+    mkdir -p "$STATE/runs/attempts"
+    for f in "$meta" "$out" "$rlog"; do
+      [ -f "$f" ] && mv "$f" "$STATE/runs/attempts/$(basename "$f").$stamp"
+    done
+  fi
   local before history; before=$(served)
   history=$(paste -sd' ' "$STATE/sessions/$SID/history" 2>/dev/null || true)
-  rm -f "$out"
   simfid_record_argv "$API_URL" "$wpath" "$out"
   log "recording $run ($reqs requests, rate $rate, ~$est s, stop at $tmo s): $wl"
   "${HELPER[@]}" meta --out "$meta" run="$run" status=running role="$role" order="$order" \
@@ -400,8 +407,6 @@ record_run() {
   local t_start rc=0; t_start=$(now)
   timeout --signal=INT --kill-after=15 "$tmo" "${SIMFID_ARGV[@]}" > "$rlog" 2>&1 || rc=$?
   local took=$(( $(now) - t_start ))
-  add_served "$reqs"
-  echo "$run" >> "$STATE/sessions/$SID/history"
   local lines=0; [ -f "$out" ] && lines=$(grep -c . "$out" || true)
   local status=ok note=""
   if [ "$rc" != 0 ]; then
@@ -413,9 +418,15 @@ record_run() {
   elif [ "$lines" = 0 ]; then
     status=failed; note="exit 0 but no JSONL lines"
   fi
+  if [ "$status" != error ]; then
+    add_served "$reqs"
+    echo "$run" >> "$STATE/sessions/$SID/history"
+  fi
   # Is the server still generating? (a dead CB worker answers HTTP but fails completions)
   local health=ok
   probe "after-$run" >/dev/null 2>&1 || health=dead
+  # A run that failed with its server is recorded again (after a restart), not left failed.
+  if [ "$health" = dead ] && [ "$status" = failed ]; then status=lost; note="$note; the server died"; fi
   "${HELPER[@]}" meta --merge --out "$meta" status="$status" exit_code="$rc" seconds="$took" \
     ended_utc="$(date -u +%Y-%m-%dT%H:%M:%SZ)" server_health_after="$health" note="$note" \
     simfid_version="$(simfid_version)" --lines jsonl_lines="$out" \

@@ -7,7 +7,8 @@ the work: `record` replays a trace-replay CSV open-loop with streamed greedy com
 writes one JSON line per request; `profile` sends a few single requests and writes a JSON file.
 It is not the recorder: its output format is its own and nothing reads it but the self-test.
 
-Environment: FAKE_SIMFID_FAIL=1 makes every command fail at once (tests the tool-error path).
+Environment: FAKE_SIMFID_FAIL=1 makes every command fail at once (tests the tool-error path);
+FAKE_SIMFID_KILL_ON kills the server during one recording (tests the restart path).
 """
 
 import argparse
@@ -56,7 +57,24 @@ def one_request(url, model, prompt_tokens, max_tokens, timeout):
     return rec
 
 
+def maybe_kill_server(a):
+    """FAKE_SIMFID_KILL_ON=<workload file name>:<marker file>:<server pid file>: once (while the
+    marker exists), kill the server's process group before recording that workload."""
+    spec = os.environ.get("FAKE_SIMFID_KILL_ON")
+    if not spec:
+        return
+    name, marker, pidfile = spec.split(":")
+    if os.path.basename(a.workload) == name and os.path.exists(marker):
+        os.remove(marker)
+        with open(pidfile) as f:
+            pid = int(f.read().strip())
+        os.killpg(pid, 9)
+        time.sleep(1)
+        print(f"fake_simfid: killed the server (pid {pid}) on purpose", file=sys.stderr)
+
+
 def cmd_record(a):
+    maybe_kill_server(a)
     with open(a.workload) as f:
         rows = [(float(r["arrived_at"]), int(float(r["num_prefill_tokens"])), int(float(r["num_decode_tokens"])))
                 for r in csv.DictReader(f)]

@@ -7,7 +7,7 @@
 #
 # PYTHON must have torch, transformers 5.x, tokenizers, fastapi, uvicorn, pydantic, openai,
 # accelerate and requests (e.g. a venv: python3 -m venv /tmp/torchenv && /tmp/torchenv/bin/pip
-# install torch transformers fastapi uvicorn openai accelerate requests). About 3-4 minutes.
+# install torch transformers fastapi uvicorn openai accelerate requests). About 3 minutes.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
@@ -115,7 +115,20 @@ grep -q '"status": "ok"' "$XSTATE/runs/st-cold.meta.json" || fail "external warm
 [ ! -f "$XSTATE/runs/st-calib.meta.json" ] || fail "--only did not restrict the recordings"
 echo "ok: external server used, not stopped; --only honoured"
 
-step "8. check what came back"
+step "8. the server dies during a recording: restarted, warmed up again, the run recorded again"
+KSTATE=$W/state-kill
+touch "$W/kill-marker"
+rc=0; PATH=$FAKEBIN:$PATH OUT=$W/outK FAKE_SIMFID_KILL_ON="st-burst.csv:$W/kill-marker:$KSTATE/server.pid" \
+  "${RG[@]}" --state "$KSTATE" --phase setup,warmup,record,stop --only st-burst > "$W/callK.txt" 2>&1 || rc=$?
+[ "$rc" = 0 ] || fail "kill call exit $rc"
+grep -q "server lost during st-burst" "$W/callK.txt" || fail "server loss not detected"
+grep -q '"status": "ok"' "$KSTATE/runs/st-burst.meta.json" || fail "st-burst not recorded after the restart"
+grep -q '"server_session": "s2-' "$KSTATE/runs/st-burst.meta.json" || fail "st-burst not on the new server"
+grep -q '"status": "ok"' "$KSTATE/runs/st-cold-restart1.meta.json" || fail "new server not warmed up"
+compgen -G "$KSTATE/runs/attempts/st-burst.meta.json.*" > /dev/null || fail "the lost attempt was not kept aside"
+echo "ok: loss detected, new server warmed up, run recorded again, the lost attempt kept"
+
+step "9. check what came back"
 "$PY" - "$W" <<'EOF'
 import csv, io, json, os, sys, tarfile
 w = sys.argv[1]
