@@ -126,6 +126,8 @@ else
   OPS_ARGS=(--dtypes bf16,fp16)
 fi
 read -r -a SIMFID_CMD <<< "$SIMFID"
+# The GPU machine has no network and everything here is local: never wait on the hub.
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONUNBUFFERED=1
 MODEL_REQ=${MODEL_REQ_OPT:-$MODEL_DIR}
 BASE_URL=http://127.0.0.1:$PORT
 API_URL=$BASE_URL/v1
@@ -263,7 +265,7 @@ start_server() {
   local cmd=("$PY" -m transformers.cli.transformers serve "$MODEL_DIR" $SERVER_FLAGS --host 127.0.0.1 --port "$PORT")
   log "starting server session $SID: transformers serve $MODEL_DIR $SERVER_FLAGS --host 127.0.0.1 --port $PORT"
   local t_start; t_start=$(now)
-  HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONUNBUFFERED=1 setsid "${cmd[@]}" > "$slog" 2>&1 < /dev/null &
+  setsid "${cmd[@]}" > "$slog" 2>&1 < /dev/null &
   local pid=$!
   echo "$pid" > "$STATE/server.pid"
   echo "$SID" > "$STATE/server.session"
