@@ -56,6 +56,7 @@
 ///             ],
 ///             finish_reason: None,
 ///             error: None,
+///             warnings: Vec::new(),
 ///         })
 ///         .collect(),
 /// };
@@ -119,6 +120,7 @@ macro_rules! assert_e2e_within {
 /// #                 .collect(),
 /// #             finish_reason: None,
 /// #             error: None,
+/// #             warnings: Vec::new(),
 /// #         })
 /// #         .collect(),
 /// # };
