@@ -32,13 +32,20 @@ simfid_record_argv() {
 }
 
 # simfid_profile_argv URL OUT_JSON
-#   Step-time experiments through the server's API (single prefills of length P, B requests
-#   decoding at context L, prefills arriving into a decode batch) -> step-time table.
-#   transformers serve rejects a request whose "model" is not the path it serves: if simfid
-#   profile sends a model name, add --model "$MODEL_REQ" here.
+#   Step-time experiments through the server's API (B requests decoding at context L, prompts
+#   arriving into a decode batch): scripts/device/stepprof.sh plans them with `simfid profile
+#   plan`, records each with `simfid record` (same flags as the goldens) and fits the step
+#   model with `simfid profile fit` into OUT_JSON (recorded runs kept beside it).
 simfid_profile_argv() {
   local url=$1 out=$2
-  SIMFID_ARGV=("${SIMFID_CMD[@]}" profile --url "$url" -o "$out")
+  SIMFID_ARGV=(bash "$REPO/scripts/device/stepprof.sh" "${SIMFID_CMD[@]}" "$url" "$out"
+    --prompt-mode words
+    --warmup 0
+    --model "$MODEL_REQ"
+    --server-name "$SERVER_NAME"
+    --server-flags "$SERVER_FLAGS"
+    --gpu "$GPU_NAME"
+    --timeout "$REQ_TIMEOUT_S")
 }
 
 # simfid_version: one line, or "unknown".
