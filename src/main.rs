@@ -25,13 +25,6 @@ enum Command {
     },
     /// Measure simulator speed and memory (20k and 1M requests); `bench record`: the recorder.
     Bench(cli::bench::BenchArgs),
-    /// Make workload files: lengths from prompts and a tokenizer, synthetic workloads,
-    /// arrivals for a lengths file.
-    Trace(Box<cli::trace::TraceArgs>),
-    /// Replay a workload against an OpenAI-compatible server and record every chunk's time.
-    Record(Box<cli::record::RecordArgs>),
-    /// Serve the simulator as a live OpenAI-compatible server (real time).
-    Serve(Box<cli::serve::ServeArgs>),
     /// Replay a real run in the simulator (with a preset) and print the fidelity report.
     Check(Box<cli::check::CheckArgs>),
     /// Print the Vidur model entry and replay command for a model and workload.
@@ -45,6 +38,13 @@ enum Command {
     Import(cli::convert::ImportArgs),
     /// Write a simfid run in another tool's format (vLLM bench result JSON).
     Export(cli::convert::ExportArgs),
+    /// Make workload files: lengths from prompts and a tokenizer, synthetic workloads,
+    /// arrivals for a lengths file.
+    Trace(Box<cli::trace::TraceArgs>),
+    /// Replay a workload against an OpenAI-compatible server and record every chunk's time.
+    Record(Box<cli::record::RecordArgs>),
+    /// Serve the simulator as a live OpenAI-compatible server (real time).
+    Serve(Box<cli::serve::ServeArgs>),
 }
 
 fn main() {
@@ -58,15 +58,15 @@ fn main() {
         Command::Simulate(a) => cli::simulate::main(*a),
         Command::Vidur { args } => cli::vidur::main(&args),
         Command::Bench(a) => cli::bench::main(a),
-        Command::Trace(a) => cli::trace::main(*a),
-        Command::Record(a) => cli::record::main(*a),
-        Command::Serve(a) => cli::serve::main(*a),
         Command::Profile(c) => cli::profile::main(c),
         Command::VidurConfig(a) => cli::vidur_config::main(a),
         Command::Check(a) => cli::check::main(*a),
         Command::Compare(a) => cli::compare::main(*a),
         Command::Import(a) => cli::convert::import(a),
         Command::Export(a) => cli::convert::export(a),
+        Command::Trace(a) => cli::trace::main(*a),
+        Command::Record(a) => cli::record::main(*a),
+        Command::Serve(a) => cli::serve::main(*a),
     };
     match result {
         Ok(code) => std::process::exit(code),
