@@ -208,3 +208,47 @@ fn serial_sigint_mid_run_leaves_a_readable_fixture_with_every_finished_request()
         }
     }
 }
+
+#[test]
+fn serial_sigint_cuts_off_requests_still_running_after_the_grace_period() {
+    let dir = Scratch::new("sigint-hard");
+    let url = misbehaving_server();
+    // Three streams that stall after one chunk (max_tokens 6), and one request due at 30 s.
+    let w = dir.path("w.csv");
+    write_workload(&w, &[(0.0, 5, 6), (0.01, 5, 6), (0.02, 5, 6), (30.0, 5, 3)]);
+    let out = dir.path("run.jsonl");
+    let mut child = simfid()
+        .args(["record", "--url", &url, "--workload"])
+        .arg(&w)
+        .arg("-o")
+        .arg(&out)
+        .args(["--no-progress", "--grace", "0.3", "--timeout", "60"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    let start = Instant::now();
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(wait_for(10.0, || child.try_wait().unwrap().is_some()));
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    // Stopped after the grace period, not at the 60 s timeout or the 30 s arrival.
+    assert!(start.elapsed().as_secs_f64() < 5.0);
+    let (run, _) = read_run(&out).unwrap();
+    assert_eq!(run.requests.len(), 4);
+    for r in &run.requests[..3] {
+        assert_eq!(
+            r.error.as_deref(),
+            Some("interrupted mid-stream (1 chunks received)"),
+            "{r:?}"
+        );
+        assert_eq!(r.chunks.len(), 1);
+    }
+    assert_eq!(
+        run.requests[3].error.as_deref(),
+        Some("not sent: the run was interrupted")
+    );
+}
