@@ -30,24 +30,49 @@ pub struct Preset {
     pub step: StepProfile,
 }
 
-/// Built-in presets, as `(name, JSON)` compiled into the library.
-const BUILTIN: &[(&str, &str)] = &[];
+/// Built-in presets: `(name, step profile JSON)`, compiled into the library. The step
+/// profile of `h100-qwen3-0.6b-hfcb` was measured on this project's H100 (`simfid profile fit`
+/// on `fixtures/profiles/h100/qwen3-0.6b/hf-cb/step-experiments/`) and calibrated on the
+/// goldens' calibration runs (`simfid profile calibrate`), never on the runs it is judged on.
+const BUILTIN: &[(&str, &str)] = &[(
+    "h100-qwen3-0.6b-hfcb",
+    include_str!("../fixtures/profiles/h100/qwen3-0.6b/hf-cb/step_profile_calibrated.json"),
+)];
 
 impl Preset {
     /// A built-in preset by name; an unknown name lists the known ones.
     pub fn builtin(name: &str) -> Result<Preset> {
         let Some((_, json)) = BUILTIN.iter().find(|(n, _)| *n == name) else {
-            let known: Vec<&str> = BUILTIN.iter().map(|(n, _)| *n).collect();
             return Err(Error::Config(format!(
                 "unknown preset '{name}'; known presets: {}",
-                if known.is_empty() {
-                    "(none)".to_string()
-                } else {
-                    known.join(", ")
-                }
+                Self::builtin_names().join(", ")
             )));
         };
-        serde_json::from_str(json).map_err(|e| Error::Config(format!("preset {name}: {e}")))
+        let step: StepProfile =
+            serde_json::from_str(json).map_err(|e| Error::Config(format!("preset {name}: {e}")))?;
+        Preset::hf_cb_qwen3_h100(step)
+    }
+
+    /// Names of the built-in presets.
+    pub fn builtin_names() -> Vec<&'static str> {
+        BUILTIN.iter().map(|(n, _)| *n).collect()
+    }
+
+    /// Qwen3-0.6B on an H100 behind `transformers serve --continuous-batching
+    /// --cb-num-blocks 512 --cb-max-batch-tokens 2048` (this project's goldens), with a step
+    /// profile measured on it.
+    pub fn hf_cb_qwen3_h100(step: StepProfile) -> Result<Preset> {
+        Ok(Preset {
+            name: "h100-qwen3-0.6b-hfcb".into(),
+            description: "Qwen3-0.6B (bf16) on an H100, transformers 5.17 serve \
+                          --continuous-batching --cb-use-cuda-graph --cb-num-blocks 512 \
+                          --cb-max-batch-tokens 2048"
+                .into(),
+            model: ModelSpec::qwen3_0_6b(),
+            device: DeviceSpec::builtin("h100")?,
+            scheduler: SchedulerConfig::new(crate::sim::ReplicaSchedulerKind::HfCb),
+            step,
+        })
     }
 
     /// Reads a preset from a JSON file.
@@ -143,4 +168,64 @@ pub fn replay(
         }
     }
     Ok(run)
+}
+
+/// Calibrates a step profile on recorded runs: the per-prompt-token cost
+/// ([`crate::exec::step::StepModel::prefill_token_s`], from `prefill_grid`, seconds per token)
+/// and the serving delay (from `delay_grid`, seconds) that minimise the mean squared relative
+/// error of TTFT p50/p90, ITL p50/p90, TPOT p50 and E2E p50 over the runs (vLLM-bench
+/// definitions). Returns `(prefill_token_s, serving_delay_s, score)`.
+pub fn calibrate(
+    preset: &Preset,
+    runs: &[Run],
+    prefill_grid: &[f64],
+    delay_grid: &[f64],
+) -> Result<(f64, f64, f64)> {
+    use crate::fidelity::{Metric, MetricOptions, RunMetrics};
+    let q = |v: &[f64], p: f64| crate::fidelity::quantile::quantile(v, p).unwrap_or(f64::NAN);
+    let opts = MetricOptions::default();
+    let summary = |run: &Run| -> Result<Vec<f64>> {
+        let m = RunMetrics::compute(run, &opts);
+        let get = |k| m.samples(k).map(<[f64]>::to_vec).unwrap_or_default();
+        let (ttft, itl, tpot, e2e) = (
+            get(Metric::Ttft),
+            get(Metric::Itl),
+            get(Metric::Tpot),
+            get(Metric::E2e),
+        );
+        Ok(vec![
+            q(&ttft, 0.5),
+            q(&ttft, 0.9),
+            q(&itl, 0.5),
+            q(&itl, 0.9),
+            q(&tpot, 0.5),
+            q(&e2e, 0.5),
+        ])
+    };
+    let reals: Vec<Vec<f64>> = runs.iter().map(summary).collect::<Result<_>>()?;
+    let mut best = (f64::NAN, f64::NAN, f64::INFINITY);
+    for (&x, &d) in prefill_grid
+        .iter()
+        .flat_map(|x| delay_grid.iter().map(move |d| (x, d)))
+    {
+        let mut p = preset.clone();
+        p.step.step.prefill_token_s = x;
+        p.step.serving_delay_s = d;
+        let mut score = 0.0f64;
+        let mut n = 0.0f64;
+        for (run, real) in runs.iter().zip(&reals) {
+            let sim = summary(&p.replay(run)?)?;
+            for (s, r) in sim.iter().zip(real) {
+                if r.is_finite() && *r > 0.0 && s.is_finite() {
+                    score += ((s - r) / r).powi(2);
+                    n += 1.0;
+                }
+            }
+        }
+        let score = score / n.max(1.0);
+        if score < best.2 {
+            best = (x, d, score);
+        }
+    }
+    Ok(best)
 }

@@ -23,6 +23,11 @@ pub struct CheckArgs {
     /// A preset from a JSON file.
     #[arg(long)]
     pub preset_file: Option<PathBuf>,
+    /// A step profile (`simfid profile fit`) for Qwen3-0.6B served by transformers'
+    /// continuous batching with the goldens' settings (512 blocks of 256 tokens, 2048 tokens
+    /// per step) on an H100.
+    #[arg(long, conflicts_with_all = ["preset", "preset_file"])]
+    pub step_profile: Option<PathBuf>,
     /// Also write the simulated replay as a run fixture.
     #[arg(long)]
     pub save_sim: Option<PathBuf>,
@@ -36,7 +41,10 @@ pub fn main(a: CheckArgs) -> Result<i32> {
     let preset = match (&a.preset, &a.preset_file) {
         (Some(name), _) => Preset::builtin(name)?,
         (None, Some(path)) => Preset::from_file(path)?,
-        (None, None) => bail!("give --preset NAME or --preset-file FILE"),
+        (None, None) => match &a.step_profile {
+            Some(p) => Preset::hf_cb_qwen3_h100(simfid::exec::step::StepProfile::from_file(p)?)?,
+            None => bail!("give --preset NAME, --preset-file FILE or --step-profile FILE"),
+        },
     };
     let (real, _) = read_any(&a.real)?;
     let sim = preset.replay(&real)?;

@@ -57,9 +57,13 @@ pub struct ReportOpts {
     /// Compare runs of different workloads anyway (the differences become warnings).
     #[arg(long)]
     pub allow_mismatch: bool,
-    /// Check quantiles that have too few samples beyond them (p99 below 1000 samples) instead
-    /// of refusing them; the table marks them.
+    /// Refuse (exit 1) assertions on quantiles that have too few samples beyond them (p99
+    /// below 1000 samples). By default they are checked and the table marks them
+    /// "(few samples)".
     #[arg(long)]
+    pub strict_samples: bool,
+    /// Check quantiles with too few samples (the default; kept for scripts that pass it).
+    #[arg(long, hide = true)]
     pub allow_few_samples: bool,
     /// A service-level objective for goodput, vLLM bench style: ttft:MS, tpot:MS or e2el:MS
     /// (repeatable; a request is good when it meets all).
@@ -187,12 +191,7 @@ pub fn report(
         eprintln!("simfid: wrote {} plots to {}", files.len(), dir.display());
     }
     let verdict = (!criteria.is_empty()).then(|| {
-        Verdict::evaluate_with(
-            report.clone(),
-            &criteria,
-            noise.as_ref(),
-            a.allow_few_samples,
-        )
+        Verdict::evaluate_with(report.clone(), &criteria, noise.as_ref(), !a.strict_samples)
     });
     match a.format {
         Format::Json => {

@@ -24,6 +24,18 @@ pub enum ProfileCommand {
     },
     /// Fit a step profile from recorded experiment runs.
     Fit(FitArgs),
+    /// Calibrate a step profile's per-prompt-token cost on recorded (calibration) runs.
+    Calibrate {
+        /// The step profile to calibrate (from `simfid profile fit`).
+        #[arg(long)]
+        profile: PathBuf,
+        /// Recorded runs of the same server (not the ones you judge fidelity on).
+        #[arg(long = "run", required = true)]
+        runs: Vec<PathBuf>,
+        /// Output step profile.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
 }
 
 /// Flags of `simfid profile fit`.
@@ -48,7 +60,38 @@ pub fn main(cmd: ProfileCommand) -> Result<i32> {
     match cmd {
         ProfileCommand::Plan { output } => plan(&output),
         ProfileCommand::Fit(a) => fit(&a),
+        ProfileCommand::Calibrate {
+            profile,
+            runs,
+            output,
+        } => calibrate(&profile, &runs, &output),
     }
+}
+
+fn calibrate(profile: &Path, runs: &[PathBuf], output: &Path) -> Result<i32> {
+    let step = StepProfile::from_file(profile)?;
+    let preset = simfid::replay::Preset::hf_cb_qwen3_h100(step)?;
+    let runs: Vec<Run> = runs
+        .iter()
+        .map(|p| read_run(p).map(|(r, _)| r))
+        .collect::<simfid::Result<_>>()?;
+    // 0 to 40 µs per prompt token in steps of 1 µs; serving delay 0 to 40 ms in steps of 1 ms.
+    let prefill: Vec<f64> = (0..=40).map(|i| i as f64 * 1e-6).collect();
+    let delay: Vec<f64> = (0..=40).map(|i| i as f64 * 1e-3).collect();
+    let (best, d, score) = simfid::replay::calibrate(&preset, &runs, &prefill, &delay)?;
+    let mut out = preset.step.clone();
+    out.step.prefill_token_s = best;
+    out.serving_delay_s = d;
+    std::fs::write(output, serde_json::to_string_pretty(&out)?)
+        .with_context(|| output.display().to_string())?;
+    println!(
+        "calibrated: {:.1} µs per prompt token, serving delay {:.1} ms (RMS relative error of the calibration summary {:.1}%); wrote {}",
+        best * 1e6,
+        d * 1e3,
+        score.sqrt() * 100.0,
+        output.display()
+    );
+    Ok(0)
 }
 
 fn plan(dir: &Path) -> Result<i32> {

@@ -87,6 +87,11 @@ pub struct StepModel {
     pub padding: Padding,
     /// Smallest step time observed (predictions never go below it).
     pub min_step_s: f64,
+    /// Extra seconds per prompt token processed in the step, calibrated on recorded runs
+    /// ([`calibrate_prefill`]): what a prefill costs on the real serving path beyond the
+    /// controlled experiments (prompt handling, host-side work that grows with the chunk).
+    #[serde(default)]
+    pub prefill_token_s: f64,
 }
 
 impl StepModel {
@@ -103,9 +108,52 @@ impl StepModel {
         t.max(self.min_step_s)
     }
 
-    /// Least-squares fit of observations. Needs at least 5 observations with some variety;
-    /// coefficients a design cannot identify (e.g. no prefill observations) are set to 0.
+    /// Robust least-squares fit: an ordinary fit, then observations whose relative residual is
+    /// more than three times the median one (and more than 10%) are set aside and the model is
+    /// fitted again, until nothing changes. Steps that stall for a CUDA-graph capture (the
+    /// first step of a new shape costs ~100 ms more) are such outliers; they are reported by
+    /// [`StepModel::outliers`], not modelled.
     pub fn fit(obs: &[StepObservation], padding: Padding) -> Result<StepModel> {
+        let mut kept: Vec<StepObservation> = obs.to_vec();
+        let mut model = Self::fit_plain(&kept, padding)?;
+        for _ in 0..5 {
+            let cut = model.outlier_cut(&kept);
+            let next: Vec<StepObservation> = kept
+                .iter()
+                .copied()
+                .filter(|o| model.rel_residual(o).abs() <= cut)
+                .collect();
+            if next.len() == kept.len() || next.len() < 3 {
+                break;
+            }
+            kept = next;
+            model = Self::fit_plain(&kept, padding)?;
+        }
+        Ok(model)
+    }
+
+    fn rel_residual(&self, o: &StepObservation) -> f64 {
+        (self.predict(o.requests, o.q_tokens, o.kv_tokens) - o.seconds) / o.seconds
+    }
+
+    fn outlier_cut(&self, obs: &[StepObservation]) -> f64 {
+        let mut r: Vec<f64> = obs.iter().map(|o| self.rel_residual(o).abs()).collect();
+        r.sort_by(f64::total_cmp);
+        let med = r.get(r.len() / 2).copied().unwrap_or(0.0);
+        (3.0 * med).max(0.10)
+    }
+
+    /// Observations the robust fit set aside (relative residual beyond its cut).
+    pub fn outliers(&self, obs: &[StepObservation]) -> Vec<StepObservation> {
+        let cut = self.outlier_cut(obs);
+        obs.iter()
+            .copied()
+            .filter(|o| self.rel_residual(o).abs() > cut)
+            .collect()
+    }
+
+    /// Ordinary least squares on all observations.
+    pub fn fit_plain(obs: &[StepObservation], padding: Padding) -> Result<StepModel> {
         if obs.len() < 3 {
             return Err(Error::Config(format!(
                 "a step model needs at least 3 observed steps, got {}",
@@ -116,6 +164,7 @@ impl StepModel {
             coef: [0.0; 5],
             padding,
             min_step_s: 0.0,
+            prefill_token_s: 0.0,
         };
         let rows: Vec<[f64; 5]> = obs
             .iter()
@@ -152,6 +201,7 @@ impl StepModel {
             coef,
             padding,
             min_step_s,
+            prefill_token_s: 0.0,
         })
     }
 
@@ -237,12 +287,27 @@ pub struct StepProfile {
     pub observations: Vec<StepObservation>,
 }
 
+impl StepProfile {
+    /// Reads a step profile written by `simfid profile fit`.
+    pub fn from_file(path: &std::path::Path) -> Result<StepProfile> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        serde_json::from_str(&text).map_err(|e| Error::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
+    }
+}
+
 impl ExecModel for StepModel {
     fn stage_time(&self, batch: &[BatchItem], _stage: usize) -> Result<StageTime> {
         let mut q = 0u64;
         let mut kv = 0u64;
+        let mut prefill = 0u64;
         for b in batch {
             q += b.num_tokens as u64;
+            if !b.prefill_complete {
+                prefill += b.num_tokens as u64;
+            }
             // transformers' position: the newest generated token is cached in the next step.
             kv += if b.prefill_complete {
                 (b.processed_tokens as u64).saturating_sub(1)
@@ -250,7 +315,7 @@ impl ExecModel for StepModel {
                 b.processed_tokens as u64
             };
         }
-        let t = self.predict(batch.len() as u32, q, kv);
+        let t = self.predict(batch.len() as u32, q, kv) + self.prefill_token_s * prefill as f64;
         Ok(StageTime {
             total_s: t,
             model_s: t,
@@ -527,6 +592,7 @@ mod tests {
             coef: [0.022, 0.0004, 2e-6, 5e-8, 1e-6],
             padding: Padding::default(),
             min_step_s: 0.0,
+            prefill_token_s: 0.0,
         }
     }
 

@@ -162,8 +162,10 @@ fn assertions_set_the_exit_code() {
     assert_eq!(v["assertions"][0]["outcome"], "fail");
     assert_eq!(run(&["ttft:p50<=9% or 6ms"]).status.code(), Some(0));
     assert_eq!(run(&["ttft:p50<=9% or 5ms"]).status.code(), Some(1));
-    // p99 of 101 samples cannot be decided: refused, exit 1.
-    let out = run(&["ttft:p99<=50%"]);
+    // p99 of 101 samples cannot be decided: with --strict-samples, refused, exit 1.
+    let mut strict = vec!["compare", "sim.json", "real.json", "--strict-samples"];
+    strict.extend(["--assert", "ttft:p99<=50%", "--format", "json"]);
+    let out = simfid(&dir, &strict);
     assert_eq!(out.status.code(), Some(1));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["assertions"][0]["outcome"], "refused");
@@ -173,8 +175,8 @@ fn assertions_set_the_exit_code() {
             .unwrap()
             .contains("1000")
     );
-    // … unless asked to check it anyway: the table marks it.
-    let mut args = vec!["compare", "sim.json", "real.json", "--allow-few-samples"];
+    // By default it is checked anyway, and the table marks it.
+    let mut args = vec!["compare", "sim.json", "real.json"];
     args.extend(["--assert", "ttft:p99<=50%"]);
     let out = simfid(&dir, &args);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));

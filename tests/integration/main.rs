@@ -8,6 +8,7 @@ mod fidelity_stats;
 #[cfg(feature = "cli")]
 mod fixture_codec;
 mod fixture_convert;
+mod golden_fidelity;
 mod hf_cb;
 mod invariants;
 #[cfg(feature = "cli")]

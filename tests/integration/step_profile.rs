@@ -12,6 +12,7 @@ fn truth() -> StepModel {
         coef: [0.0225, 0.00045, 3e-6, 4e-8, 2e-6],
         padding: Padding::default(),
         min_step_s: 0.0,
+        prefill_token_s: 0.0,
     }
 }
 
