@@ -45,26 +45,10 @@ pub enum BenchMode {
     Record(super::bench_record::BenchRecordArgs),
 }
 
-/// CPU time of the calling thread in seconds (Linux `CLOCK_THREAD_CPUTIME_ID`): on a busy
-/// machine it measures the simulator's own work, which wall time does not.
+/// CPU time of the calling thread in seconds: on a busy machine it measures the simulator's
+/// own work, which wall time does not.
 fn thread_cpu_s() -> f64 {
-    #[repr(C)]
-    struct Timespec {
-        sec: i64,
-        nsec: i64,
-    }
-    unsafe extern "C" {
-        fn clock_gettime(clock: i32, ts: *mut Timespec) -> i32;
-    }
-    const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
-    let mut ts = Timespec { sec: 0, nsec: 0 };
-    // SAFETY: `ts` is a valid, writable timespec for the duration of the call.
-    let rc = unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    if rc == 0 {
-        ts.sec as f64 + ts.nsec as f64 * 1e-9
-    } else {
-        f64::NAN
-    }
+    super::bench_record::thread_cpu_ns() as f64 * 1e-9
 }
 
 fn peak_rss_kib() -> Option<u64> {

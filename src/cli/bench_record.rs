@@ -44,7 +44,7 @@ pub struct BenchRecordArgs {
 }
 
 /// CPU time of the calling thread in nanoseconds (Linux `CLOCK_THREAD_CPUTIME_ID`).
-fn thread_cpu_ns() -> u64 {
+pub fn thread_cpu_ns() -> u64 {
     #[repr(C)]
     struct Timespec {
         sec: i64,

@@ -7,30 +7,12 @@ use anyhow::{Context, Result};
 use simfid::fidelity::quantile::quantile;
 use simfid::sim::{RecordSink, RequestRecord, SimSummary, VidurCsvWriter};
 
-/// `YYYY-MM-DD_HH-MM-SS-ffffff` (UTC), the shape of Vidur's run-folder names.
+/// `YYYY-MM-DD_HH-MM-SS-mmm` (UTC), the shape of Vidur's run-folder names.
 pub fn timestamp() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let secs = now.as_secs() as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + (m <= 2) as i64;
-    format!(
-        "{y:04}-{m:02}-{d:02}_{:02}-{:02}-{:02}-{:06}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        now.subsec_micros()
-    )
+    simfid::record::probe::utc_now_rfc3339()
+        .trim_end_matches('Z')
+        .replace('T', "_")
+        .replace([':', '.'], "-")
 }
 
 /// Creates `dir/<timestamp>/` like Vidur does and returns it.
