@@ -22,3 +22,4 @@ mod step_profile;
 #[cfg(feature = "cli")]
 mod trace_workloads;
 mod vidur_parity;
+mod vidur_vs_simfid;
