@@ -34,9 +34,14 @@ pub struct VidurConfigArgs {
     /// Vidur's operator profile (mlp.csv) of the model.
     #[arg(long)]
     pub mlp_csv: Option<PathBuf>,
-    /// KV-cache tokens of the server being replayed (Vidur blocks of 16 = this / 16).
+    /// KV-cache tokens of the server being replayed.
     #[arg(long, default_value_t = 131_072)]
     pub kv_tokens: u64,
+    /// KV block size. Vidur trains attention only on profile rows of this block size, so it
+    /// must be the one the profiles were measured with (256 for this project's profiles, the
+    /// server's block size).
+    #[arg(long, default_value_t = 256)]
+    pub block_size: u64,
     /// Sarathi token budget per iteration (Vidur's closest match to a server's step budget).
     #[arg(long, default_value_t = 2048)]
     pub chunk_size: u32,
@@ -167,7 +172,7 @@ pub fn main(a: VidurConfigArgs) -> Result<i32> {
         .unwrap_or(4096)
         .max(4096)
         .next_power_of_two();
-    let blocks = a.kv_tokens / 16;
+    let blocks = a.kv_tokens / a.block_size.max(1);
     let mut cmd = vec![
         "python run_vidur.py".to_string(),
         format!("--replica_config_model_name {}", m.name),
@@ -183,6 +188,7 @@ pub fn main(a: VidurConfigArgs) -> Result<i32> {
         "--replica_scheduler_config_type sarathi".into(),
         format!("--sarathi_scheduler_config_chunk_size {}", a.chunk_size),
         "--sarathi_scheduler_config_batch_size_cap 128".into(),
+        format!("--sarathi_scheduler_config_block_size {}", a.block_size),
         format!("--sarathi_scheduler_config_num_blocks {blocks}"),
         "--request_generator_config_type trace_replay".into(),
         format!(
@@ -217,12 +223,13 @@ pub fn main(a: VidurConfigArgs) -> Result<i32> {
     }
     println!(
         "# Replay of {} ({} requests) in Vidur: sarathi with the server's token budget is the closest\n\
-         # Vidur scheduler to continuous batching with chunked prefill; {} KV tokens = {} blocks of 16.\n\
+         # Vidur scheduler to continuous batching with chunked prefill; {} KV tokens = {} blocks of {}.\n\
          # Wrote the trace-replay file {}.\n",
         wpath.display(),
         workload.len(),
         a.kv_tokens,
         blocks,
+        a.block_size,
         trace.display()
     );
     println!("{}", cmd.join(" \\\n  "));
