@@ -28,6 +28,11 @@ pub struct CheckArgs {
     /// per step) on an H100.
     #[arg(long, conflicts_with_all = ["preset", "preset_file"])]
     pub step_profile: Option<PathBuf>,
+    /// Replace the preset's step profile by Vidur-style composition over operator profiles
+    /// (`MLP_CSV,ATTENTION_CSV`, Vidur's formats), with no serving delay: what an operator-level
+    /// simulator predicts under the same scheduler.
+    #[arg(long, value_name = "MLP_CSV,ATTENTION_CSV")]
+    pub op_profiles: Option<String>,
     /// Also write the simulated replay as a run fixture.
     #[arg(long)]
     pub save_sim: Option<PathBuf>,
@@ -47,7 +52,41 @@ pub fn main(a: CheckArgs) -> Result<i32> {
         },
     };
     let (real, _) = read_any(&a.real)?;
-    let sim = preset.replay(&real)?;
+    let sim = match &a.op_profiles {
+        None => preset.replay(&real)?,
+        Some(files) => {
+            let Some((mlp, attention)) = files.split_once(',') else {
+                bail!("--op-profiles takes MLP_CSV,ATTENTION_CSV");
+            };
+            let files = simfid::exec::profile::ProfileFiles {
+                mlp: mlp.into(),
+                attention: attention.into(),
+                all_reduce: None,
+                send_recv: None,
+            };
+            let cfg = preset.sim_config();
+            // The server's shapes: chunks up to its step budget, contexts up to its KV capacity.
+            let pcfg = simfid::exec::vidur::VidurPredictorConfig {
+                max_tokens: cfg.scheduler.max_tokens_in_batch.max(4096),
+                max_batch_size: 1024,
+                max_kv: 16384,
+                max_prefill_chunk: cfg.scheduler.max_tokens_in_batch,
+                ..Default::default()
+            };
+            let node = simfid::model::NodeSpec::builtin("h100_pairwise_nvlink")?;
+            let profile = simfid::exec::profile::OpProfile::load(
+                &files,
+                &preset.model,
+                1,
+                1,
+                cfg.scheduler.block_size,
+                &node,
+            )?
+            .with_grid((&pcfg).into());
+            let exec = simfid::exec::vidur::VidurModel::new(&profile, &preset.model, 1, 1, &pcfg)?;
+            simfid::replay::replay(&real, cfg, &exec, 0.0, "operator profiles")?
+        }
+    };
     if let Some(p) = &a.save_sim {
         simfid::fixture::write_run(p, &sim)?;
     }
