@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::exec::ExecModel;
-use crate::exec::step::StepProfile;
+use crate::exec::step::{StepExec, StepProfile};
 use crate::fixture::{Run, RunMeta, Source};
 use crate::model::{DeviceSpec, ModelSpec};
 use crate::sim::{RecordSink, RequestRecord, SchedulerConfig, SimConfig, Simulator};
@@ -92,16 +92,190 @@ impl Preset {
         cfg
     }
 
-    /// Replays `real` under this preset.
+    /// Replays `real` under this preset on a server that has served nothing before: every step
+    /// shape is captured (and stalls) the first time it occurs. See [`Preset::replay_after`].
     pub fn replay(&self, real: &Run) -> Result<Run> {
-        replay(
+        self.replay_after(real, &[])
+    }
+
+    /// Replays `real` on a server that served `history` before it (in that order, from its
+    /// start): the history's workloads are simulated first on the same simulated server, so
+    /// the step shapes (CUDA graphs) they captured are warm when `real` starts, as they were on
+    /// the real server. Only `real`'s replay is returned.
+    pub fn replay_after(&self, real: &Run, history: &[&Run]) -> Result<Run> {
+        let served: Vec<Served> = history.iter().map(|r| Served::Run(r)).collect();
+        Ok(self.replay_served(real, &served)?.0)
+    }
+
+    /// Replays `real` after `history` (runs and warm-ups the server served before it, in
+    /// order); also returns how many step shapes the replay of `real` captured.
+    pub fn replay_served(&self, real: &Run, history: &[Served]) -> Result<(Run, u64)> {
+        let exec = StepExec::new(&self.step.step);
+        for h in history {
+            match h {
+                Served::Run(r) => {
+                    self.replay_with(r, &exec)?;
+                }
+                Served::WarmUp { lengths_of, warmup } => {
+                    self.simulate_warmup(lengths_of, warmup, &exec)?;
+                }
+            }
+        }
+        exec.take_captures();
+        let run = self.replay_with(real, &exec)?;
+        Ok((run, exec.take_captures()))
+    }
+
+    /// Replays a recording session: `runs` as one server process served them, in order, on one
+    /// simulated server (each run's replay starts with the step shapes the earlier ones
+    /// captured). Returns every run's replay with the number of shapes it captured; the same
+    /// as [`Preset::replay_after`] on each run with the runs before it, in linear time.
+    pub fn replay_session(&self, runs: &[&Run]) -> Result<Vec<(Run, u64)>> {
+        let exec = StepExec::new(&self.step.step);
+        runs.iter()
+            .map(|r| {
+                let run = self.replay_with(r, &exec)?;
+                Ok((run, exec.take_captures()))
+            })
+            .collect()
+    }
+
+    /// A closed-loop warm-up as `simfid record --warmup N --warmup-concurrency C` sends it:
+    /// `N` requests with lengths cycled from `lengths_of`'s requests, `C` in flight at a time,
+    /// each sent when one finishes.
+    fn simulate_warmup(&self, lengths_of: &Run, w: &WarmUp, exec: &dyn ExecModel) -> Result<()> {
+        let specs = replay_workload(lengths_of);
+        if specs.is_empty() || w.requests == 0 {
+            return Ok(());
+        }
+        let spec = |i: u64, t: f64| {
+            let s = &specs[(i % specs.len() as u64) as usize];
+            RequestSpec {
+                id: i,
+                arrival_s: t,
+                prefill_tokens: s.prefill_tokens,
+                decode_tokens: s.decode_tokens,
+            }
+        };
+        let mut sim = Simulator::new(self.sim_config(), exec)?;
+        let mut done: Vec<RequestRecord> = Vec::new();
+        let mut sent = 0u64;
+        while sent < w.requests.min(w.concurrency.max(1) as u64) {
+            sim.add_request(spec(sent, 0.0))?;
+            sent += 1;
+        }
+        let mut finished = 0usize;
+        while let Some(t) = sim.next_event_time() {
+            sim.advance_until(t, &mut done as &mut dyn RecordSink)?;
+            while done.len() > finished {
+                finished += 1;
+                if sent < w.requests {
+                    sim.add_request(spec(sent, sim.now()))?;
+                    sent += 1;
+                }
+            }
+        }
+        sim.finish(&mut done as &mut dyn RecordSink)?;
+        Ok(())
+    }
+
+    fn replay_with(&self, real: &Run, exec: &dyn ExecModel) -> Result<Run> {
+        replay_delayed(
             real,
             self.sim_config(),
-            &self.step.step,
+            exec,
+            self.step.arrival_delay_s,
             self.step.serving_delay_s,
             &self.name,
         )
     }
+}
+
+/// Something a server served before the run being replayed.
+#[derive(Debug, Clone, Copy)]
+pub enum Served<'a> {
+    /// A recorded run (its workload is simulated).
+    Run(&'a Run),
+    /// A closed-loop warm-up with lengths cycled from a run's requests.
+    WarmUp {
+        /// The run whose request lengths the warm-up cycled through.
+        lengths_of: &'a Run,
+        /// How many requests, how many at a time.
+        warmup: WarmUp,
+    },
+}
+
+/// A warm-up sent before a run: `requests` requests, `concurrency` in flight at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WarmUp {
+    /// Requests sent.
+    pub requests: u64,
+    /// Requests in flight at a time.
+    pub concurrency: usize,
+}
+
+impl WarmUp {
+    /// The warm-up of issue 5's configuration ("40 warm-up requests after start"), sent the
+    /// way `simfid record --warmup 40` sends it (4 at a time).
+    pub const ISSUE_DEFAULT: WarmUp = WarmUp {
+        requests: 40,
+        concurrency: 4,
+    };
+
+    /// Reads the warm-up from a run header's `warmup` line as `simfid record` writes it
+    /// ("N warm-up requests before t = 0 (lengths cycled from the workload, C at a time, …").
+    pub fn from_description(s: &str) -> Option<WarmUp> {
+        let (n, rest) = s.trim().split_once(" warm-up requests")?;
+        let requests: u64 = n.trim().parse().ok()?;
+        let concurrency = rest
+            .split(',')
+            .find_map(|part| part.trim().strip_suffix(" at a time"))
+            .and_then(|c| c.trim().parse().ok())
+            .unwrap_or(1);
+        Some(WarmUp {
+            requests,
+            concurrency,
+        })
+    }
+}
+
+/// The runs a recorded run's server served before it, from the run's metadata: `RUN.meta.json`
+/// beside `RUN.jsonl` (written by `scripts/device/run_goldens.sh`) lists them in
+/// `runs_before_on_server`, each recorded as `NAME.jsonl` in the same folder. Returns `None`
+/// when there is no such metadata (the history is unknown), and an error naming the file when
+/// the metadata is unreadable or a listed run is missing.
+pub fn session_history(run_path: &std::path::Path) -> Result<Option<Vec<std::path::PathBuf>>> {
+    let Some(stem) = run_path.file_stem().and_then(|s| s.to_str()) else {
+        return Ok(None);
+    };
+    let dir = run_path
+        .parent()
+        .unwrap_or_else(|| std::path::Path::new("."));
+    let meta = dir.join(format!("{stem}.meta.json"));
+    if !meta.is_file() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&meta).map_err(|e| Error::io(&meta, e))?;
+    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Parse {
+        path: meta.clone(),
+        message: e.to_string(),
+    })?;
+    let Some(list) = v.get("runs_before_on_server").and_then(|x| x.as_str()) else {
+        return Ok(None);
+    };
+    let mut out = Vec::new();
+    for name in list.split_whitespace() {
+        let p = dir.join(format!("{name}.jsonl"));
+        if !p.is_file() {
+            return Err(Error::Config(format!(
+                "{}: runs_before_on_server names {name}, but {} is missing",
+                meta.display(),
+                p.display()
+            )));
+        }
+        out.push(p);
+    }
+    Ok(Some(out))
 }
 
 /// The requests of a real run as the server saw them: sent at their actual send time, with
@@ -132,7 +306,24 @@ pub fn replay(
     serving_delay_s: f64,
     label: &str,
 ) -> Result<Run> {
-    let workload = replay_workload(real);
+    replay_delayed(real, cfg, exec, 0.0, serving_delay_s, label)
+}
+
+/// [`replay`] where each request reaches the simulated server `arrival_delay_s` after its
+/// send time and each token reaches the client `serving_delay_s − arrival_delay_s` after its
+/// step (so an idle server's TTFT is one step plus `serving_delay_s`, as in [`replay`]).
+pub fn replay_delayed(
+    real: &Run,
+    cfg: SimConfig,
+    exec: &dyn ExecModel,
+    arrival_delay_s: f64,
+    serving_delay_s: f64,
+    label: &str,
+) -> Result<Run> {
+    let mut workload = replay_workload(real);
+    for w in &mut workload {
+        w.arrival_s += arrival_delay_s;
+    }
     if workload.is_empty() {
         return Err(Error::Config(
             "the real run has no successful request to replay".into(),
@@ -149,7 +340,7 @@ pub fn replay(
     }
     for r in &mut records {
         for t in &mut r.token_times {
-            *t += serving_delay_s;
+            *t += serving_delay_s - arrival_delay_s;
         }
     }
     let mut meta = RunMeta::new(Source::Sim, real.meta.model.clone());
@@ -160,31 +351,39 @@ pub fn replay(
         serde_json::Value::String(label.to_string()),
     );
     let mut run = Run::from_records(meta, &records);
-    // Keep the real run's scheduled times so workload checks compare like with like.
+    // Keep the real run's scheduled and send times so workload checks compare like with like
+    // and latencies count from the same instant.
+    let by_id: std::collections::HashMap<u64, &crate::fixture::RequestRun> =
+        real.requests.iter().map(|x| (x.id, x)).collect();
     for r in &mut run.requests {
-        if let Some(orig) = real.requests.iter().find(|x| x.id == r.id) {
+        if let Some(orig) = by_id.get(&r.id) {
             r.scheduled = orig.scheduled;
             r.output_tokens = orig.output_tokens;
+            if arrival_delay_s != 0.0 {
+                r.sent = orig.sent.or(Some(orig.scheduled));
+            }
         }
     }
     Ok(run)
 }
 
-/// Calibrates a step profile on recorded runs: the per-prompt-token cost
-/// ([`crate::exec::step::StepModel::prefill_token_s`], from `prefill_grid`, seconds per token)
-/// and the serving delay (from `delay_grid`, seconds) that minimise the mean squared relative
-/// error of TTFT p50/p90, ITL p50/p90, TPOT p50 and E2E p50 over the runs (vLLM-bench
-/// definitions). Returns `(prefill_token_s, serving_delay_s, score)`.
+/// Calibrates a step profile's client-visible delays on recorded runs: the arrival delay
+/// ([`StepProfile::arrival_delay_s`], from `arrival_grid`) and the serving delay (from
+/// `delay_grid`, both in seconds) that minimise the mean squared relative error of TTFT
+/// p50/p90, ITL p50/p90, TPOT p50 and E2E p50 over the runs (vLLM-bench definitions). Each run
+/// comes with the runs its server served before it ([`Preset::replay_after`]). Returns
+/// `(arrival_delay_s, serving_delay_s, score)`; a pair is only tried when the arrival delay
+/// does not exceed the serving delay.
 pub fn calibrate(
     preset: &Preset,
-    runs: &[Run],
-    prefill_grid: &[f64],
+    runs: &[(Run, Vec<Run>)],
+    arrival_grid: &[f64],
     delay_grid: &[f64],
 ) -> Result<(f64, f64, f64)> {
     use crate::fidelity::{Metric, MetricOptions, RunMetrics};
     let q = |v: &[f64], p: f64| crate::fidelity::quantile::quantile(v, p).unwrap_or(f64::NAN);
     let opts = MetricOptions::default();
-    let summary = |run: &Run| -> Result<Vec<f64>> {
+    let summary = |run: &Run| -> Vec<f64> {
         let m = RunMetrics::compute(run, &opts);
         let get = |k| m.samples(k).map(<[f64]>::to_vec).unwrap_or_default();
         let (ttft, itl, tpot, e2e) = (
@@ -193,38 +392,38 @@ pub fn calibrate(
             get(Metric::Tpot),
             get(Metric::E2e),
         );
-        Ok(vec![
+        vec![
             q(&ttft, 0.5),
             q(&ttft, 0.9),
             q(&itl, 0.5),
             q(&itl, 0.9),
             q(&tpot, 0.5),
             q(&e2e, 0.5),
-        ])
+        ]
     };
-    let reals: Vec<Vec<f64>> = runs.iter().map(summary).collect::<Result<_>>()?;
+    let reals: Vec<Vec<f64>> = runs.iter().map(|(r, _)| summary(r)).collect();
     let mut best = (f64::NAN, f64::NAN, f64::INFINITY);
-    for (&x, &d) in prefill_grid
-        .iter()
-        .flat_map(|x| delay_grid.iter().map(move |d| (x, d)))
-    {
-        let mut p = preset.clone();
-        p.step.step.prefill_token_s = x;
-        p.step.serving_delay_s = d;
-        let mut score = 0.0f64;
-        let mut n = 0.0f64;
-        for (run, real) in runs.iter().zip(&reals) {
-            let sim = summary(&p.replay(run)?)?;
-            for (s, r) in sim.iter().zip(real) {
-                if r.is_finite() && *r > 0.0 && s.is_finite() {
-                    score += ((s - r) / r).powi(2);
-                    n += 1.0;
+    for &a in arrival_grid {
+        for &d in delay_grid.iter().filter(|&&d| d >= a) {
+            let mut p = preset.clone();
+            p.step.arrival_delay_s = a;
+            p.step.serving_delay_s = d;
+            let mut score = 0.0f64;
+            let mut n = 0.0f64;
+            for ((run, history), real) in runs.iter().zip(&reals) {
+                let h: Vec<&Run> = history.iter().collect();
+                let sim = summary(&p.replay_after(run, &h)?);
+                for (s, r) in sim.iter().zip(real) {
+                    if r.is_finite() && *r > 0.0 && s.is_finite() {
+                        score += ((s - r) / r).powi(2);
+                        n += 1.0;
+                    }
                 }
             }
-        }
-        let score = score / n.max(1.0);
-        if score < best.2 {
-            best = (x, d, score);
+            let score = score / n.max(1.0);
+            if score < best.2 {
+                best = (a, d, score);
+            }
         }
     }
     Ok(best)

@@ -33,12 +33,34 @@ pub struct CheckArgs {
     /// simulator predicts under the same scheduler.
     #[arg(long, value_name = "MLP_CSV,ATTENTION_CSV")]
     pub op_profiles: Option<String>,
+    /// What the server served before this run, which decides the step shapes (CUDA graphs) it
+    /// had captured already. `auto` (default): the runs listed in `RUN.meta.json` beside the
+    /// run (`runs_before_on_server`, as written by scripts/device/run_goldens.sh); else the
+    /// warm-up the run's header declares (`simfid record --warmup`), simulated closed-loop;
+    /// else issue 5's configuration, 40 warm-up requests (4 at a time, lengths cycled from the
+    /// run). `none`: a server that starts with this run. `self`: a server that served this
+    /// same workload once before (well warmed). Or a comma-separated list of recorded runs, in
+    /// the order the server served them.
+    #[arg(
+        long,
+        default_value = "auto",
+        value_name = "auto|none|self|RUN,RUN,..."
+    )]
+    pub history: String,
     /// Also write the simulated replay as a run fixture.
     #[arg(long)]
     pub save_sim: Option<PathBuf>,
     /// Report options.
     #[command(flatten)]
     pub opts: ReportOpts,
+}
+
+fn read_runs(paths: &[PathBuf]) -> Result<Vec<simfid::fixture::Run>> {
+    paths
+        .iter()
+        .map(|p| Ok(read_any(p)?.0))
+        .collect::<simfid::Result<_>>()
+        .map_err(Into::into)
 }
 
 /// Runs `simfid check`.
@@ -53,7 +75,58 @@ pub fn main(a: CheckArgs) -> Result<i32> {
     };
     let (real, _) = read_any(&a.real)?;
     let sim = match &a.op_profiles {
-        None => preset.replay(&real)?,
+        None => {
+            use simfid::replay::{Served, WarmUp};
+            let mut warmup: Option<WarmUp> = None;
+            let (history, what): (Vec<simfid::fixture::Run>, String) = match a.history.as_str() {
+                "none" => (Vec::new(), "none".into()),
+                "self" => (vec![real.clone()], "this workload once".into()),
+                "auto" => match simfid::replay::session_history(&a.real)? {
+                    Some(paths) => (
+                        read_runs(&paths)?,
+                        format!("{} runs from the run's metadata", paths.len()),
+                    ),
+                    None => {
+                        let declared = real
+                            .meta
+                            .warmup
+                            .as_deref()
+                            .and_then(WarmUp::from_description);
+                        let w = declared.unwrap_or(WarmUp::ISSUE_DEFAULT);
+                        warmup = Some(w);
+                        (
+                            Vec::new(),
+                            format!(
+                                "{} warm-up requests, {} at a time ({})",
+                                w.requests,
+                                w.concurrency,
+                                if declared.is_some() {
+                                    "declared in the run's header"
+                                } else {
+                                    "nothing declared: issue 5's configuration; --history self for a well-warmed server"
+                                }
+                            ),
+                        )
+                    }
+                },
+                list => {
+                    let paths: Vec<PathBuf> = list.split(',').map(PathBuf::from).collect();
+                    (read_runs(&paths)?, format!("{} runs given", paths.len()))
+                }
+            };
+            let mut served: Vec<Served> = history.iter().map(Served::Run).collect();
+            if let Some(w) = warmup {
+                served.push(Served::WarmUp {
+                    lengths_of: &real,
+                    warmup: w,
+                });
+            }
+            let (sim, captures) = preset.replay_served(&real, &served)?;
+            eprintln!(
+                "simfid check: server history: {what}; {captures} new step shapes captured in the replay"
+            );
+            sim
+        }
         Some(files) => {
             let Some((mlp, attention)) = files.split_once(',') else {
                 bail!("--op-profiles takes MLP_CSV,ATTENTION_CSV");

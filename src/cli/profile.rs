@@ -4,12 +4,16 @@
 //! (`DIR/<name>.csv`, plus `DIR/plan.json`); record each with `simfid record` against the
 //! server into `RUNS/<name>.jsonl`; then `simfid profile fit --plan DIR/plan.json --runs RUNS
 //! -o step_profile.json` extracts the engine steps from the streamed chunk times and fits the
-//! step model (`simfid::exec::step`).
+//! step model (`simfid::exec::step`). `fit` also takes ordinary recorded runs of the server
+//! (`--session`, `--run`): their steps are reconstructed by `simfid::exec::run_steps`, which
+//! also measures the stall of CUDA-graph captures. `simfid profile steps RUN` prints a run's
+//! reconstructed steps.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
+use simfid::exec::run_steps::{run_steps, session_observations};
 use simfid::exec::step::{Experiment, Padding, StepModel, StepProfile, serving_delay};
 use simfid::fixture::{Run, read_run};
 
@@ -22,9 +26,24 @@ pub enum ProfileCommand {
         #[arg(short, long)]
         output: PathBuf,
     },
-    /// Fit a step profile from recorded experiment runs.
+    /// Fit a step profile from recorded experiment runs and/or recorded runs of the server.
     Fit(FitArgs),
-    /// Calibrate a step profile's per-prompt-token cost on recorded (calibration) runs.
+    /// Print the engine steps reconstructed from a recorded run (CSV), and a summary.
+    Steps {
+        /// A recorded run (simfid fixture, vLLM bench JSON).
+        run: PathBuf,
+        /// Gap between chunk times that separates two engine steps, in ms.
+        #[arg(long, default_value_t = 3.0)]
+        gap_ms: f64,
+        /// Token budget of one step (`--cb-max-batch-tokens`).
+        #[arg(long, default_value_t = 2048)]
+        token_budget: u32,
+        /// Write the steps as CSV here (default: standard output).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Calibrate a step profile's arrival and serving delays on recorded (calibration) runs
+    /// (each replayed after the runs its metadata says the server served before it).
     Calibrate {
         /// The step profile to calibrate (from `simfid profile fit`).
         #[arg(long)]
@@ -41,12 +60,24 @@ pub enum ProfileCommand {
 /// Flags of `simfid profile fit`.
 #[derive(Debug, Args)]
 pub struct FitArgs {
-    /// The plan written by `simfid profile plan`.
-    #[arg(long)]
-    pub plan: PathBuf,
-    /// Folder with one recorded run per experiment, `<name>.jsonl`.
-    #[arg(long)]
-    pub runs: PathBuf,
+    /// The plan written by `simfid profile plan` (with `--runs`).
+    #[arg(long, requires = "runs")]
+    pub plan: Option<PathBuf>,
+    /// Folder with one recorded run per experiment, `<name>.jsonl` (with `--plan`).
+    #[arg(long, requires = "plan")]
+    pub runs: Option<PathBuf>,
+    /// Recorded runs of one server process from its start, in the order they were recorded
+    /// (any workload): their steps are reconstructed and fitted, and steps of shapes the
+    /// server had not met before give the CUDA-graph capture stall.
+    #[arg(long, value_delimiter = ',')]
+    pub session: Vec<PathBuf>,
+    /// Later runs of the same server process (others may have run in between): fitted, except
+    /// steps of shapes not met before (they may carry a capture).
+    #[arg(long = "run", value_delimiter = ',')]
+    pub more_runs: Vec<PathBuf>,
+    /// Token budget of one step (`--cb-max-batch-tokens`), for the reconstruction.
+    #[arg(long, default_value_t = 2048)]
+    pub token_budget: u32,
     /// Gap between chunk times that separates two engine steps, in ms.
     #[arg(long, default_value_t = 3.0)]
     pub gap_ms: f64,
@@ -60,6 +91,12 @@ pub fn main(cmd: ProfileCommand) -> Result<i32> {
     match cmd {
         ProfileCommand::Plan { output } => plan(&output),
         ProfileCommand::Fit(a) => fit(&a),
+        ProfileCommand::Steps {
+            run,
+            gap_ms,
+            token_budget,
+            output,
+        } => steps(&run, gap_ms, token_budget, output.as_deref()),
         ProfileCommand::Calibrate {
             profile,
             runs,
@@ -71,22 +108,27 @@ pub fn main(cmd: ProfileCommand) -> Result<i32> {
 fn calibrate(profile: &Path, runs: &[PathBuf], output: &Path) -> Result<i32> {
     let step = StepProfile::from_file(profile)?;
     let preset = simfid::replay::Preset::hf_cb_qwen3_h100(step)?;
-    let runs: Vec<Run> = runs
-        .iter()
-        .map(|p| read_run(p).map(|(r, _)| r))
-        .collect::<simfid::Result<_>>()?;
-    // 0 to 40 µs per prompt token in steps of 1 µs; serving delay 0 to 40 ms in steps of 1 ms.
-    let prefill: Vec<f64> = (0..=40).map(|i| i as f64 * 1e-6).collect();
-    let delay: Vec<f64> = (0..=40).map(|i| i as f64 * 1e-3).collect();
-    let (best, d, score) = simfid::replay::calibrate(&preset, &runs, &prefill, &delay)?;
+    let mut with_history = Vec::new();
+    for p in runs {
+        let (run, _) = read_run(p).with_context(|| p.display().to_string())?;
+        let history = match simfid::replay::session_history(p)? {
+            Some(h) => read_all(&h)?,
+            None => Vec::new(),
+        };
+        with_history.push((run, history));
+    }
+    // Arrival delay 0 to 20 ms in steps of 1 ms; serving delay 0 to 30 ms in steps of 0.5 ms.
+    let arrival: Vec<f64> = (0..=20).map(|i| i as f64 * 1e-3).collect();
+    let delay: Vec<f64> = (0..=60).map(|i| i as f64 * 0.5e-3).collect();
+    let (a, d, score) = simfid::replay::calibrate(&preset, &with_history, &arrival, &delay)?;
     let mut out = preset.step.clone();
-    out.step.prefill_token_s = best;
+    out.arrival_delay_s = a;
     out.serving_delay_s = d;
     std::fs::write(output, serde_json::to_string_pretty(&out)?)
         .with_context(|| output.display().to_string())?;
     println!(
-        "calibrated: {:.1} µs per prompt token, serving delay {:.1} ms (RMS relative error of the calibration summary {:.1}%); wrote {}",
-        best * 1e6,
+        "calibrated: arrival delay {:.1} ms, serving delay {:.1} ms (RMS relative error of the calibration summary {:.1}%); wrote {}",
+        a * 1e3,
         d * 1e3,
         score.sqrt() * 100.0,
         output.display()
@@ -111,44 +153,135 @@ fn plan(dir: &Path) -> Result<i32> {
     Ok(0)
 }
 
+fn steps(path: &Path, gap_ms: f64, budget: u32, output: Option<&Path>) -> Result<i32> {
+    let (run, _) = read_run(path)?;
+    let steps = run_steps(&run, gap_ms * 1e-3, budget);
+    let mut csv = String::from(
+        "t,seconds,decodes,prefills,prefill_tokens,kv_tokens,max_seqlen_k,consistent\n",
+    );
+    for s in &steps {
+        csv.push_str(&format!(
+            "{:.6},{},{},{},{},{},{},{}\n",
+            s.t,
+            s.seconds.map(|x| format!("{x:.6}")).unwrap_or_default(),
+            s.decodes,
+            s.prefills,
+            s.prefill_tokens,
+            s.kv_tokens,
+            s.max_seqlen_k,
+            s.consistent
+        ));
+    }
+    match output {
+        Some(p) => std::fs::write(p, csv).with_context(|| p.display().to_string())?,
+        None => print!("{csv}"),
+    }
+    let consistent = steps.iter().filter(|s| s.consistent).count();
+    let med = |f: &dyn Fn(&simfid::exec::run_steps::RunStep) -> bool| {
+        let v: Vec<f64> = steps
+            .iter()
+            .filter(|s| s.consistent && f(s))
+            .filter_map(|s| s.seconds)
+            .collect();
+        simfid::fidelity::quantile::quantile(&v, 0.5).map_or(f64::NAN, |x| x * 1e3)
+    };
+    eprintln!(
+        "{}: {} steps, {} consistent ({:.1}%); median step {:.1} ms decode-only, {:.1} ms with a prompt chunk",
+        path.display(),
+        steps.len(),
+        consistent,
+        100.0 * consistent as f64 / steps.len().max(1) as f64,
+        med(&|s| s.prefills == 0),
+        med(&|s| s.prefills > 0)
+    );
+    Ok(0)
+}
+
+fn read_all(paths: &[PathBuf]) -> Result<Vec<Run>> {
+    paths
+        .iter()
+        .map(|p| {
+            read_run(p)
+                .map(|(r, _)| r)
+                .with_context(|| p.display().to_string())
+        })
+        .collect()
+}
+
 fn fit(a: &FitArgs) -> Result<i32> {
-    let text = std::fs::read_to_string(&a.plan).with_context(|| a.plan.display().to_string())?;
-    let plan: Vec<(String, Experiment)> = serde_json::from_str(&text)
-        .with_context(|| format!("{}: not a profile plan", a.plan.display()))?;
+    let gap_s = a.gap_ms * 1e-3;
+    let padding = Padding::default();
     let mut obs = Vec::new();
     let mut runs: Vec<Run> = Vec::new();
-    println!("| experiment | requests ok | steps observed | median step ms |");
-    println!("| --- | --- | --- | --- |");
-    for (name, exp) in &plan {
-        let path = a.runs.join(format!("{name}.jsonl"));
-        if !path.is_file() {
-            eprintln!("simfid profile: {} missing, skipped", path.display());
-            continue;
+    if let (Some(plan_path), Some(dir)) = (&a.plan, &a.runs) {
+        let text =
+            std::fs::read_to_string(plan_path).with_context(|| plan_path.display().to_string())?;
+        let plan: Vec<(String, Experiment)> = serde_json::from_str(&text)
+            .with_context(|| format!("{}: not a profile plan", plan_path.display()))?;
+        println!("| experiment | requests ok | steps observed | median step ms |");
+        println!("| --- | --- | --- | --- |");
+        for (name, exp) in &plan {
+            let path = dir.join(format!("{name}.jsonl"));
+            if !path.is_file() {
+                eprintln!("simfid profile: {} missing, skipped", path.display());
+                continue;
+            }
+            let (run, _) = read_run(&path)?;
+            let o = exp.observations(&run, gap_s);
+            let secs: Vec<f64> = o.iter().map(|x| x.seconds).collect();
+            let med =
+                simfid::fidelity::quantile::quantile(&secs, 0.5).map_or(f64::NAN, |x| x * 1e3);
+            let ok = run.requests.iter().filter(|r| r.ok()).count();
+            println!(
+                "| {name} | {ok}/{} | {} | {med:.2} |",
+                run.requests.len(),
+                o.len()
+            );
+            obs.extend(o);
+            runs.push(run);
         }
-        let (run, _) = read_run(&path)?;
-        let o = exp.observations(&run, a.gap_ms * 1e-3);
-        let secs: Vec<f64> = o.iter().map(|x| x.seconds).collect();
-        let med = simfid::fidelity::quantile::quantile(&secs, 0.5).map_or(f64::NAN, |x| x * 1e3);
-        let ok = run.requests.iter().filter(|r| r.ok()).count();
+    }
+    let session = read_all(&a.session)?;
+    let later = read_all(&a.more_runs)?;
+    let srefs: Vec<&Run> = session.iter().collect();
+    let lrefs: Vec<&Run> = later.iter().collect();
+    let (run_obs, _) = session_observations(&srefs, &lrefs, gap_s, a.token_budget, &padding, None);
+    if !run_obs.is_empty() {
         println!(
-            "| {name} | {ok}/{} | {} | {med:.2} |",
-            run.requests.len(),
-            o.len()
+            "recorded runs: {} steps of known composition and seen shape ({} session runs, {} later runs)",
+            run_obs.len(),
+            session.len(),
+            later.len()
         );
-        obs.extend(o);
-        runs.push(run);
     }
+    obs.extend(run_obs);
     if obs.is_empty() {
-        bail!("no step could be observed in {}", a.runs.display());
+        bail!("no step could be observed: give --plan/--runs, --session or --run");
     }
-    let model = StepModel::fit(&obs, Padding::default())?;
+    let mut model = StepModel::fit(&obs, padding)?;
     let (rms, max) = model.residuals(&obs);
+    // Capture stalls: the excess of the steps that met a new shape, in the session runs.
+    let (_, stalls) = session_observations(
+        &srefs,
+        &lrefs,
+        gap_s,
+        a.token_budget,
+        &padding,
+        Some(&model),
+    );
+    if stalls.len() >= 3 {
+        model.capture_s = simfid::fidelity::quantile::quantile(&stalls, 0.5)
+            .unwrap_or(0.0)
+            .max(0.0);
+    }
+    runs.extend(session);
+    runs.extend(later);
     let refs: Vec<&Run> = runs.iter().collect();
     let delay = serving_delay(&model, &refs).unwrap_or(0.0);
     let meta = &runs[0].meta;
     let profile = StepProfile {
         format: "simfid-step-profile".into(),
-        format_version: "1.0".into(),
+        format_version: "1.1".into(),
         model: meta.model.clone(),
         gpu: meta.gpu.clone(),
         server: meta
@@ -157,20 +290,21 @@ fn fit(a: &FitArgs) -> Result<i32> {
             .map(|s| format!("{} {}", s.name, s.flags.join(" "))),
         step: model.clone(),
         serving_delay_s: delay,
+        arrival_delay_s: 0.0,
         fit_rms_rel: rms,
         fit_max_rel: max,
         observations: obs.clone(),
     };
     std::fs::write(&a.output, serde_json::to_string_pretty(&profile)?)
         .with_context(|| a.output.display().to_string())?;
-    let c = model.coef;
+    println!("step model (seconds):");
+    for (name, c) in StepModel::TERMS.iter().zip(&model.coef) {
+        println!("  {c:>12.4e}  {name}");
+    }
     println!(
-        "step model: t = {:.3} ms + {:.4} ms/request + {:.3e} ms/padded q token + {:.3e} ms/padded kv token + {:.3e} ms/(q·kv/2^20)",
-        c[0] * 1e3,
-        c[1] * 1e3,
-        c[2] * 1e3,
-        c[3] * 1e3,
-        c[4] * 1e3
+        "  capture stall {:.1} ms (median of {} steps that met a new shape)",
+        model.capture_s * 1e3,
+        stalls.len()
     );
     println!(
         "fit on {} steps: RMS relative residual {:.2}%, largest {:.1}%; serving delay {:.2} ms",

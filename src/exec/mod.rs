@@ -12,6 +12,7 @@
 
 pub mod profile;
 pub mod roofline;
+pub mod run_steps;
 pub mod step;
 pub mod tables;
 pub mod vidur;

@@ -5,20 +5,28 @@
 //! How it is measured. Tokens of one engine step reach the client within a fraction of a
 //! millisecond of each other while steps are tens of milliseconds apart, so pooling every
 //! streamed chunk time of a run and cutting at gaps larger than a few milliseconds recovers
-//! the engine's steps ([`extract_steps`]). Controlled experiments ([`Experiment`]) make the
-//! composition of each step known: B requests decoding together (decode cost at a given
-//! batch and context), and single prompts arriving into a running decode batch (the step that
-//! carries the prompt shows up as one longer gap in the decoders' streams). Each observed step
-//! becomes a [`StepObservation`]; [`StepModel::fit`] fits them by least squares.
+//! the engine's steps ([`extract_steps`]). Two sources make each step's composition known:
+//! controlled experiments ([`Experiment`]: B requests decoding together, single prompts
+//! arriving into a running decode batch), and any recorded run of a FIFO server, whose steps
+//! [`crate::exec::run_steps`] reconstructs by replaying the scheduler against the observed
+//! steps. Each observed step becomes a [`StepObservation`]; [`StepModel::fit`] fits them by
+//! (relative) least squares.
 //!
 //! The model follows what transformers' continuous batching pays per step (`shared/hfcb/
-//! SPEC.md` §4): a fixed cost, a cost per request, and costs that grow with the padded query
-//! tokens `q̂ = ⌈Σq/64⌉·64` and the padded KV context `k̂ = ⌈Σpast/16384⌉·16384` (0 pads to
-//! 16384) — including their product, for the dense attention of the SDPA path:
+//! SPEC.md` §4): a fixed cost, a cost per request, costs that grow with the padded query tokens
+//! `q̂ = ⌈Σq/64⌉·64` and the padded KV context `k̂ = ⌈Σpast/16384⌉·16384` (0 pads to 16384),
+//! their product (dense attention over the padded shapes), the unpadded context `k` (host-side
+//! index lists), and a regime change above `q̂ > split` (1024): measured on the H100 goldens,
+//! steps with more than 1024 padded query tokens cost a step more plus a further cost per
+//! padded KV token (the attention kernel changes):
 //!
 //! ```text
-//! t = c₀ + c_req·n + c_q·q̂ + c_kv·k̂ + c_qkv·q̂·k̂ / 2²⁰
+//! t = c₀ + c_req·n + c_q·q̂ + c_kv·k̂ + c_qkv·q̂·k̂/2²⁰ + c_k·k + [q̂ > split]·(c_big + c_bigkv·k̂/2²⁰)
 //! ```
+//!
+//! On top of that, the server captures a CUDA graph the first time it meets a step shape
+//! (key `(q̂, k̂, max context rounded up to a power of two ≥ 1024)`), which stalls that step by
+//! [`StepModel::capture_s`]; [`StepExec`] keeps the set of shapes already captured.
 
 use serde::{Deserialize, Serialize};
 
@@ -38,7 +46,23 @@ pub struct Padding {
     pub kv_multiple: u64,
     /// Largest padded KV context (131072).
     pub kv_cap: u64,
+    /// The longest context in a step is rounded up to a power of two, at least this (1024),
+    /// in the key of its CUDA graph.
+    #[serde(default = "default_seqlen_k_min")]
+    pub seqlen_k_min: u64,
 }
+
+fn default_seqlen_k_min() -> u64 {
+    1024
+}
+
+fn default_split_q() -> u32 {
+    1024
+}
+
+/// The shape key under which the server keeps a step's CUDA graph: padded query tokens,
+/// padded KV context, and the longest context rounded up to a power of two.
+pub type GraphKey = (u32, u64, u64);
 
 impl Default for Padding {
     fn default() -> Self {
@@ -47,6 +71,7 @@ impl Default for Padding {
             q_cap: 2048,
             kv_multiple: 16384,
             kv_cap: 131072,
+            seqlen_k_min: 1024,
         }
     }
 }
@@ -63,6 +88,17 @@ impl Padding {
         let m = self.kv_multiple.max(1);
         (kv.max(1).div_ceil(m) * m).min(self.kv_cap.max(m)) as f64
     }
+
+    /// The graph key of a step with `q` query tokens, `kv` cached tokens read and longest
+    /// context (past + query of one request) `max_seqlen_k`.
+    pub fn key(&self, q: u64, kv: u64, max_seqlen_k: u64) -> GraphKey {
+        let s = max_seqlen_k
+            .max(self.seqlen_k_min.max(1))
+            .checked_next_power_of_two()
+            .unwrap_or(u64::MAX)
+            .min(self.kv_cap.max(1).next_power_of_two());
+        (self.q(q) as u32, self.kv(kv) as u64, s)
+    }
 }
 
 /// One engine step whose composition is known.
@@ -78,11 +114,15 @@ pub struct StepObservation {
     pub seconds: f64,
 }
 
+/// Number of terms of the step model ([`StepModel::TERMS`]).
+pub const NUM_TERMS: usize = 8;
+
 /// The fitted step-time model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StepModel {
-    /// Coefficients `[c₀, c_req, c_q, c_kv, c_qkv]` in seconds per unit.
-    pub coef: [f64; 5],
+    /// Coefficients of [`StepModel::TERMS`], in seconds per unit (a shorter list, as written
+    /// by profiles of format 1.0, leaves the remaining terms at 0).
+    pub coef: Vec<f64>,
     /// Padding rules.
     pub padding: Padding,
     /// Smallest step time observed (predictions never go below it).
@@ -92,16 +132,62 @@ pub struct StepModel {
     /// controlled experiments (prompt handling, host-side work that grows with the chunk).
     #[serde(default)]
     pub prefill_token_s: f64,
+    /// Padded query tokens above which the second regime's terms apply (1024).
+    #[serde(default = "default_split_q")]
+    pub split_q: u32,
+    /// Stall of a step whose shape the server has not captured yet (a CUDA-graph capture:
+    /// one eager forward plus the capture), in seconds. Applied by [`StepExec`].
+    #[serde(default)]
+    pub capture_s: f64,
 }
 
 impl StepModel {
-    fn features(&self, n: u32, q: u64, kv: u64) -> [f64; 5] {
-        let qp = self.padding.q(q);
-        let kp = self.padding.kv(kv);
-        [1.0, n as f64, qp, kp, qp * kp / 1_048_576.0]
+    /// What each coefficient multiplies.
+    pub const TERMS: [&'static str; NUM_TERMS] = [
+        "s per step",
+        "s per request",
+        "s per padded query token",
+        "s per padded KV token",
+        "s per (padded query × padded KV)/2^20",
+        "s per KV token (unpadded)",
+        "s per step with padded query > split",
+        "s per padded KV token/2^20 with padded query > split",
+    ];
+
+    /// A model with the given coefficients, the default padding and nothing else.
+    pub fn new(coef: &[f64]) -> StepModel {
+        StepModel {
+            coef: coef.to_vec(),
+            padding: Padding::default(),
+            min_step_s: 0.0,
+            prefill_token_s: 0.0,
+            split_q: default_split_q(),
+            capture_s: 0.0,
+        }
     }
 
-    /// Predicted time of a step.
+    fn features(&self, n: u32, q: u64, kv: u64) -> [f64; NUM_TERMS] {
+        let qp = self.padding.q(q);
+        let kp = self.padding.kv(kv);
+        let big = if qp > self.split_q as f64 { 1.0 } else { 0.0 };
+        [
+            1.0,
+            n as f64,
+            qp,
+            kp,
+            qp * kp / 1_048_576.0,
+            kv as f64,
+            big,
+            big * kp / 1_048_576.0,
+        ]
+    }
+
+    /// Coefficient `i` (0 when the list is shorter).
+    pub fn c(&self, i: usize) -> f64 {
+        self.coef.get(i).copied().unwrap_or(0.0)
+    }
+
+    /// Predicted time of a step (no capture stall).
     pub fn predict(&self, n: u32, q: u64, kv: u64) -> f64 {
         let f = self.features(n, q, kv);
         let t: f64 = f.iter().zip(&self.coef).map(|(a, b)| a * b).sum();
@@ -160,19 +246,15 @@ impl StepModel {
                 obs.len()
             )));
         }
-        let probe = StepModel {
-            coef: [0.0; 5],
-            padding,
-            min_step_s: 0.0,
-            prefill_token_s: 0.0,
-        };
-        let rows: Vec<[f64; 5]> = obs
+        let mut probe = StepModel::new(&[]);
+        probe.padding = padding;
+        let rows: Vec<[f64; NUM_TERMS]> = obs
             .iter()
             .map(|o| probe.features(o.requests, o.q_tokens, o.kv_tokens))
             .collect();
         // Drop columns that do not vary (beyond the intercept) so the system stays regular.
         let mut cols = vec![0usize];
-        for j in 1..5 {
+        for j in 1..NUM_TERMS {
             let first = rows[0][j];
             if rows
                 .iter()
@@ -192,17 +274,14 @@ impl StepModel {
                 }
             }
         };
-        let mut coef = [0.0; 5];
+        let mut coef = vec![0.0; NUM_TERMS];
         for (k, &j) in cols.iter().enumerate() {
             coef[j] = coef_sub[k];
         }
         let min_step_s = obs.iter().map(|o| o.seconds).fold(f64::INFINITY, f64::min);
-        Ok(StepModel {
-            coef,
-            padding,
-            min_step_s,
-            prefill_token_s: 0.0,
-        })
+        probe.coef = coef;
+        probe.min_step_s = min_step_s;
+        Ok(probe)
     }
 
     /// Root-mean-square and largest relative residual of the model on `obs`.
@@ -218,8 +297,14 @@ impl StepModel {
     }
 }
 
-/// Solves the normal equations on the given columns; `None` when singular.
-fn least_squares(rows: &[[f64; 5]], obs: &[StepObservation], cols: &[usize]) -> Option<Vec<f64>> {
+/// Solves the normal equations of the relative least-squares problem (each observation
+/// weighted by 1/seconds², so a 25 ms step and a 200 ms step count alike) on the given
+/// columns; `None` when singular.
+fn least_squares(
+    rows: &[[f64; NUM_TERMS]],
+    obs: &[StepObservation],
+    cols: &[usize],
+) -> Option<Vec<f64>> {
     let k = cols.len();
     // Scale columns to unit max to keep the system well conditioned.
     let scale: Vec<f64> = cols
@@ -233,12 +318,13 @@ fn least_squares(rows: &[[f64; 5]], obs: &[StepObservation], cols: &[usize]) -> 
         .collect();
     let mut a = vec![vec![0.0; k + 1]; k];
     for (r, o) in rows.iter().zip(obs) {
+        let w = 1.0 / o.seconds.max(1e-9);
         for i in 0..k {
-            let xi = r[cols[i]] / scale[i];
+            let xi = r[cols[i]] / scale[i] * w;
             for j in 0..k {
-                a[i][j] += xi * r[cols[j]] / scale[j];
+                a[i][j] += xi * r[cols[j]] / scale[j] * w;
             }
-            a[i][k] += xi * o.seconds;
+            a[i][k] += xi * o.seconds * w;
         }
     }
     // Gaussian elimination with partial pivoting.
@@ -279,6 +365,12 @@ pub struct StepProfile {
     /// Delay between the end of the step that produced a token and the client receiving it,
     /// plus the request's way in (HTTP, tokenisation), estimated from idle-server TTFTs.
     pub serving_delay_s: f64,
+    /// Time from a request's send to its arrival in the server's scheduler queue (HTTP,
+    /// tokenisation on the event loop). It decides which step a request can join; the
+    /// client-visible part of it is in [`StepProfile::serving_delay_s`] too, so a replay
+    /// delays arrivals by this and tokens by `serving_delay_s − arrival_delay_s`.
+    #[serde(default)]
+    pub arrival_delay_s: f64,
     /// Fit quality: RMS and largest relative residual.
     pub fit_rms_rel: f64,
     /// Largest relative residual.
@@ -298,24 +390,103 @@ impl StepProfile {
     }
 }
 
+/// What the step model needs of a batch: requests, query tokens, KV tokens read, prompt
+/// tokens, and the longest context.
+fn batch_shape(batch: &[BatchItem]) -> (u32, u64, u64, u64, u64) {
+    let mut q = 0u64;
+    let mut kv = 0u64;
+    let mut prefill = 0u64;
+    let mut max_k = 0u64;
+    for b in batch {
+        q += b.num_tokens as u64;
+        if !b.prefill_complete {
+            prefill += b.num_tokens as u64;
+        }
+        // transformers' position: the newest generated token is cached in the next step.
+        let past = if b.prefill_complete {
+            (b.processed_tokens as u64).saturating_sub(1)
+        } else {
+            b.processed_tokens as u64
+        };
+        kv += past;
+        max_k = max_k.max(past + b.num_tokens as u64);
+    }
+    (batch.len() as u32, q, kv, prefill, max_k)
+}
+
+impl StepModel {
+    fn batch_time(&self, batch: &[BatchItem]) -> (f64, GraphKey) {
+        let (n, q, kv, prefill, max_k) = batch_shape(batch);
+        let t = self.predict(n, q, kv) + self.prefill_token_s * prefill as f64;
+        (t, self.padding.key(q, kv, max_k))
+    }
+}
+
+/// The step model without capture stalls: every shape is assumed captured already.
 impl ExecModel for StepModel {
     fn stage_time(&self, batch: &[BatchItem], _stage: usize) -> Result<StageTime> {
-        let mut q = 0u64;
-        let mut kv = 0u64;
-        let mut prefill = 0u64;
-        for b in batch {
-            q += b.num_tokens as u64;
-            if !b.prefill_complete {
-                prefill += b.num_tokens as u64;
-            }
-            // transformers' position: the newest generated token is cached in the next step.
-            kv += if b.prefill_complete {
-                (b.processed_tokens as u64).saturating_sub(1)
-            } else {
-                b.processed_tokens as u64
-            };
+        let (t, _) = self.batch_time(batch);
+        Ok(StageTime {
+            total_s: t,
+            model_s: t,
+        })
+    }
+}
+
+/// The step model of one server process: it remembers the step shapes (CUDA graphs) already
+/// captured and stalls a step whose shape is new by [`StepModel::capture_s`]. Warm it with
+/// [`StepExec::with_keys`] or by simulating the runs the server served before.
+#[derive(Debug)]
+pub struct StepExec<'a> {
+    model: &'a StepModel,
+    seen: std::sync::Mutex<std::collections::HashSet<GraphKey>>,
+    captures: std::sync::atomic::AtomicU64,
+}
+
+impl<'a> StepExec<'a> {
+    /// A server that has captured nothing yet.
+    pub fn new(model: &'a StepModel) -> StepExec<'a> {
+        StepExec {
+            model,
+            seen: Default::default(),
+            captures: Default::default(),
         }
-        let t = self.predict(batch.len() as u32, q, kv) + self.prefill_token_s * prefill as f64;
+    }
+
+    /// A server that has captured `keys` already.
+    pub fn with_keys(model: &'a StepModel, keys: impl IntoIterator<Item = GraphKey>) -> Self {
+        let e = StepExec::new(model);
+        e.seen.lock().expect("not poisoned").extend(keys);
+        e
+    }
+
+    /// Shapes captured so far.
+    pub fn keys(&self) -> Vec<GraphKey> {
+        let mut v: Vec<GraphKey> = self
+            .seen
+            .lock()
+            .expect("not poisoned")
+            .iter()
+            .copied()
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// Captures simulated since creation (or the last [`StepExec::take_captures`]).
+    pub fn take_captures(&self) -> u64 {
+        self.captures.swap(0, std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl ExecModel for StepExec<'_> {
+    fn stage_time(&self, batch: &[BatchItem], _stage: usize) -> Result<StageTime> {
+        let (mut t, key) = self.model.batch_time(batch);
+        if self.model.capture_s > 0.0 && self.seen.lock().expect("not poisoned").insert(key) {
+            t += self.model.capture_s;
+            self.captures
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         Ok(StageTime {
             total_s: t,
             model_s: t,
@@ -588,12 +759,7 @@ mod tests {
     use super::*;
 
     fn truth() -> StepModel {
-        StepModel {
-            coef: [0.022, 0.0004, 2e-6, 5e-8, 1e-6],
-            padding: Padding::default(),
-            min_step_s: 0.0,
-            prefill_token_s: 0.0,
-        }
+        StepModel::new(&[0.022, 0.0004, 2e-6, 5e-8, 1e-6, 2e-7, 0.003, 0.6])
     }
 
     #[test]
@@ -627,6 +793,51 @@ mod tests {
         let m = StepModel::fit(&obs, Padding::default()).unwrap();
         let (rms, max) = m.residuals(&obs);
         assert!(rms < 1e-9 && max < 1e-8, "{rms} {max} {:?}", m.coef);
+    }
+
+    #[test]
+    fn graph_keys_follow_the_server_rules() {
+        let p = Padding::default();
+        // Decode of 3 requests with 4000 cached tokens, longest context 1500.
+        assert_eq!(p.key(3, 4000, 1500), (64, 16384, 2048));
+        // Contexts below 1024 share the smallest bucket; above the cache, the cap.
+        assert_eq!(p.key(1, 10, 10), (64, 16384, 1024));
+        assert_eq!(p.key(5000, 200_000, 200_000), (2048, 131072, 131072));
+    }
+
+    #[test]
+    fn a_new_shape_stalls_once() {
+        let mut m = truth();
+        m.capture_s = 0.1;
+        let batch = [BatchItem {
+            num_tokens: 1,
+            processed_tokens: 300,
+            prefill_complete: true,
+        }];
+        let plain = m.stage_time(&batch, 0).unwrap().total_s;
+        let exec = StepExec::new(&m);
+        let first = exec.stage_time(&batch, 0).unwrap().total_s;
+        let again = exec.stage_time(&batch, 0).unwrap().total_s;
+        assert!((first - plain - 0.1).abs() < 1e-12 && (again - plain).abs() < 1e-12);
+        assert_eq!(exec.take_captures(), 1);
+        let warm = StepExec::with_keys(&m, exec.keys());
+        assert_eq!(warm.stage_time(&batch, 0).unwrap().total_s, plain);
+        assert_eq!(warm.take_captures(), 0);
+    }
+
+    #[test]
+    fn profiles_of_format_1_0_still_load() {
+        // Five coefficients, no split, no capture: the remaining terms are 0.
+        let m: StepModel = serde_json::from_str(
+            r#"{"coef":[0.005,0.0002,7e-7,1e-6,0.0],"padding":{"q_multiple":64,"q_cap":2048,
+                "kv_multiple":16384,"kv_cap":131072},"min_step_s":0.02,"prefill_token_s":2.4e-5}"#,
+        )
+        .unwrap();
+        assert_eq!(m.split_q, 1024);
+        assert_eq!(m.capture_s, 0.0);
+        assert_eq!(m.padding.seqlen_k_min, 1024);
+        let want = 0.005 + 0.0002 * 2.0 + 7e-7 * 64.0 + 1e-6 * 16384.0;
+        assert!((m.predict(2, 2, 500) - want).abs() < 1e-12);
     }
 
     #[test]

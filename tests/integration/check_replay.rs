@@ -1,7 +1,7 @@
 //! `simfid check`: replaying a run under the preset that produced it reproduces it exactly,
 //! and the JSON report has `simfid compare`'s shape.
 
-use simfid::exec::step::{Padding, StepModel, StepProfile};
+use simfid::exec::step::{StepModel, StepProfile};
 use simfid::fixture::{Run, RunMeta, Source, write_run};
 use simfid::model::{DeviceSpec, ModelSpec};
 use simfid::replay::Preset;
@@ -9,12 +9,7 @@ use simfid::sim::{ReplicaSchedulerKind, SchedulerConfig};
 use simfid::workload::{ArrivalSpec, LengthSpec, RngKind, SyntheticSpec};
 
 fn preset() -> Preset {
-    let step = StepModel {
-        coef: [0.0225, 0.00045, 3e-6, 4e-8, 2e-6],
-        padding: Padding::default(),
-        min_step_s: 0.0,
-        prefill_token_s: 0.0,
-    };
+    let step = StepModel::new(&[0.0225, 0.00045, 3e-6, 4e-8, 2e-6, 1.5e-7, 0.003, 0.5]);
     Preset {
         name: "test-preset".into(),
         description: "a known step model".into(),
@@ -29,6 +24,7 @@ fn preset() -> Preset {
             server: None,
             step,
             serving_delay_s: 0.004,
+            arrival_delay_s: 0.0,
             fit_rms_rel: 0.0,
             fit_max_rel: 0.0,
             observations: vec![],
@@ -139,5 +135,157 @@ fn check_cli_prints_the_compare_json() {
         .unwrap();
     assert_eq!(unknown.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("unknown preset 'no-such-preset'"));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// The preset with a CUDA-graph capture stall: the first step of every new shape costs 80 ms.
+fn capturing_preset() -> Preset {
+    let mut p = preset();
+    p.step.step.capture_s = 0.08;
+    p
+}
+
+fn check_json(dir: &std::path::Path, real: &str, history: Option<&str>) -> serde_json::Value {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_simfid"));
+    cmd.arg("check")
+        .arg(dir.join(real))
+        .arg("--preset-file")
+        .arg(dir.join("preset.json"))
+        .args(["--format", "json"]);
+    if let Some(h) = history {
+        cmd.args(["--history", h]);
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn max_abs_rel_err(v: &serde_json::Value) -> f64 {
+    let mut worst: f64 = 0.0;
+    for m in ["ttft", "itl", "tpot", "e2e"] {
+        for q in ["p50", "p90", "p99", "mean"] {
+            worst = worst.max(v["metrics"][m][q]["rel_err"].as_f64().unwrap().abs());
+        }
+    }
+    worst
+}
+
+#[test]
+fn server_history_decides_the_capture_stalls() {
+    // A "real" session made by the capturing preset: a warm-up run, then the judged run.
+    let p = capturing_preset();
+    let warm = workload_run(&preset());
+    let mut judged = workload_run(&preset());
+    judged.meta.workload = "judged".into();
+    let session = p.replay_session(&[&warm, &judged]).unwrap();
+    let (warm_real, warm_caps) = &session[0];
+    let (real, caps) = &session[1];
+    assert!(*warm_caps > 5, "the warm-up captures shapes: {warm_caps}");
+    assert!(
+        caps < warm_caps,
+        "the judged run meets fewer new shapes: {caps} vs {warm_caps}"
+    );
+    // Replaying the judged run after the same history is exact; cold, it is not.
+    let after = p.replay_after(real, &[warm_real]).unwrap();
+    for (a, b) in after.requests.iter().zip(&real.requests) {
+        assert_eq!(a.chunks, b.chunks, "request {}", a.id);
+    }
+    let (_, cold_caps) = p.replay_served(real, &[]).unwrap();
+    assert!(cold_caps > *caps, "{cold_caps} vs {caps}");
+
+    let dir = std::env::temp_dir().join(format!("simfid-history-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    write_run(&dir.join("warm.jsonl"), warm_real).unwrap();
+    write_run(&dir.join("judged.jsonl"), real).unwrap();
+    std::fs::write(dir.join("preset.json"), serde_json::to_string(&p).unwrap()).unwrap();
+    let given = check_json(
+        &dir,
+        "judged.jsonl",
+        Some(dir.join("warm.jsonl").to_str().unwrap()),
+    );
+    assert!(
+        max_abs_rel_err(&given) < 1e-9,
+        "{}",
+        max_abs_rel_err(&given)
+    );
+    let none = check_json(&dir, "judged.jsonl", Some("none"));
+    assert!(
+        none["metrics"]["ttft"]["p99"]["rel_err"].as_f64().unwrap() > 0.05,
+        "a cold server stalls more"
+    );
+    // `auto` reads the history from the run's metadata, as scripts/device writes it.
+    std::fs::write(
+        dir.join("judged.meta.json"),
+        r#"{"run": "judged", "runs_before_on_server": "warm"}"#,
+    )
+    .unwrap();
+    let auto = check_json(&dir, "judged.jsonl", None);
+    assert!(max_abs_rel_err(&auto) < 1e-9, "{}", max_abs_rel_err(&auto));
+    // A history that names a missing run is an error naming it.
+    std::fs::write(
+        dir.join("judged.meta.json"),
+        r#"{"runs_before_on_server": "warm gone"}"#,
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_simfid"))
+        .arg("check")
+        .arg(dir.join("judged.jsonl"))
+        .arg("--preset-file")
+        .arg(dir.join("preset.json"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("gone.jsonl"));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_declared_warm_up_is_simulated() {
+    use simfid::replay::{Served, WarmUp};
+    // The header line `simfid record --warmup 12 --warmup-concurrency 3` writes.
+    let line = simfid::record::WarmupReport {
+        requests: 12,
+        failed: 0,
+        seconds: 3.5,
+        first_error: None,
+    }
+    .describe(3);
+    let w = WarmUp::from_description(&line).expect(&line);
+    assert_eq!(
+        w,
+        WarmUp {
+            requests: 12,
+            concurrency: 3
+        }
+    );
+    assert_eq!(WarmUp::from_description("none"), None);
+
+    let p = capturing_preset();
+    let blank = workload_run(&preset());
+    let (mut real, _) = p
+        .replay_served(
+            &blank,
+            &[Served::WarmUp {
+                lengths_of: &blank,
+                warmup: w,
+            }],
+        )
+        .unwrap();
+    real.meta.source = simfid::fixture::Source::Real;
+    real.meta.warmup = Some(line);
+    let dir = std::env::temp_dir().join(format!("simfid-warmup-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    write_run(&dir.join("real.jsonl"), &real).unwrap();
+    std::fs::write(dir.join("preset.json"), serde_json::to_string(&p).unwrap()).unwrap();
+    let auto = check_json(&dir, "real.jsonl", None);
+    assert!(max_abs_rel_err(&auto) < 1e-9, "{}", max_abs_rel_err(&auto));
+    let none = check_json(&dir, "real.jsonl", Some("none"));
+    assert!(max_abs_rel_err(&none) > 0.01);
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -8,12 +8,7 @@ use simfid::model::{DeviceSpec, ModelSpec};
 use simfid::sim::{ReplicaSchedulerKind, RequestRecord, SimConfig, Simulator};
 
 fn truth() -> StepModel {
-    StepModel {
-        coef: [0.0225, 0.00045, 3e-6, 4e-8, 2e-6],
-        padding: Padding::default(),
-        min_step_s: 0.0,
-        prefill_token_s: 0.0,
-    }
+    StepModel::new(&[0.0225, 0.00045, 3e-6, 4e-8, 2e-6, 1.5e-7, 0.003, 0.5])
 }
 
 /// Runs an experiment on the hf_cb simulator and returns the run as a client would see it.
@@ -105,8 +100,113 @@ fn profile_cli_plans_and_fits() {
         serde_json::from_str(&std::fs::read_to_string(dir.join("step.json")).unwrap()).unwrap();
     assert!(p.fit_max_rel < 1e-5, "{}", p.fit_max_rel);
     // The plan identifies every coefficient.
-    for (got, want) in p.step.coef.iter().zip(truth().coef) {
+    for (got, want) in p.step.coef.iter().zip(&truth().coef) {
         assert!((got - want).abs() <= 1e-4 * want.abs(), "{:?}", p.step.coef);
     }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// A Poisson workload of the goldens' length mix, run on the hf_cb simulator with `exec`.
+fn poisson_run(exec: &dyn simfid::exec::ExecModel, qps: f64, seed: u64) -> Run {
+    use simfid::workload::{ArrivalSpec, LengthSpec, RngKind, SyntheticSpec};
+    let spec = SyntheticSpec {
+        length: LengthSpec::UniformIndependent {
+            prompt_min: 50,
+            prompt_max: 2000,
+            output_min: 16,
+            output_max: 256,
+        },
+        arrival: ArrivalSpec::Poisson {
+            qps,
+            vidur_clip: false,
+        },
+        num_requests: Some(150),
+        duration_s: None,
+        seed,
+        rng: RngKind::Pcg,
+    };
+    let cfg = SimConfig::new(
+        ModelSpec::qwen3_0_6b(),
+        DeviceSpec::builtin("h100").unwrap(),
+        ReplicaSchedulerKind::HfCb,
+    );
+    let mut out: Vec<RequestRecord> = Vec::new();
+    Simulator::new(cfg, exec)
+        .unwrap()
+        .run(spec.generate().unwrap().requests, &mut out)
+        .unwrap();
+    Run::from_records(RunMeta::new(Source::Sim, "Qwen/Qwen3-0.6B"), &out)
+}
+
+#[test]
+fn steps_of_any_recorded_run_are_reconstructed() {
+    // The FIFO reconstruction recovers the composition of (nearly) every step of an ordinary
+    // run: the time of each consistent step is exactly what the model says for it.
+    let t = truth();
+    for (qps, seed) in [(1.0, 1), (3.0, 2), (6.0, 3)] {
+        let run = poisson_run(&t, qps, seed);
+        let steps = simfid::exec::run_steps::run_steps(&run, 0.003, 2048);
+        let consistent = steps.iter().filter(|s| s.consistent).count();
+        assert!(
+            consistent as f64 >= 0.98 * steps.len() as f64,
+            "{qps} req/s: {consistent} of {} steps consistent",
+            steps.len()
+        );
+        let mut checked = 0;
+        for o in steps.iter().filter_map(|s| s.observation()) {
+            let want = t.predict(o.requests, o.q_tokens, o.kv_tokens);
+            assert!(
+                (o.seconds - want).abs() < 1e-9,
+                "{qps} req/s: {o:?}: model says {want}"
+            );
+            checked += 1;
+        }
+        assert!(
+            checked > steps.len() / 2,
+            "{qps} req/s: {checked} steps checked"
+        );
+        assert!(
+            steps.iter().any(|s| s.prefills > 1),
+            "{qps} req/s: no shared step"
+        );
+    }
+}
+
+#[test]
+fn profile_fit_on_a_session_measures_the_capture_stall() {
+    // Three runs served one after the other by a server whose new step shapes stall 90 ms:
+    // `simfid profile fit --session` recovers the step model and the stall.
+    let mut t = truth();
+    t.capture_s = 0.09;
+    let exec = simfid::exec::step::StepExec::new(&t);
+    let dir = std::env::temp_dir().join(format!("simfid-session-fit-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut names = Vec::new();
+    for (i, qps) in [1.0, 3.0, 5.0].into_iter().enumerate() {
+        let run = poisson_run(&exec, qps, 10 + i as u64);
+        let p = dir.join(format!("run{i}.jsonl"));
+        simfid::fixture::write_run(&p, &run).unwrap();
+        names.push(p.display().to_string());
+    }
+    assert!(!exec.keys().is_empty());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_simfid"))
+        .args(["profile", "fit", "--session", &names.join(","), "-o"])
+        .arg(dir.join("step.json"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let p: simfid::exec::step::StepProfile =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("step.json")).unwrap()).unwrap();
+    assert!(p.fit_max_rel < 1e-6, "{}", p.fit_max_rel);
+    assert!(
+        (p.step.capture_s - 0.09).abs() < 1e-6,
+        "capture stall {}",
+        p.step.capture_s
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
