@@ -3,6 +3,7 @@
 
     python3 scripts/device/make_workloads.py            # writes scripts/device/workloads/
     python3 scripts/device/make_workloads.py --check    # regenerates in memory, compares, prints the plan
+    python3 scripts/device/make_workloads.py --set s2 [--check]   # session 2: scripts/device/workloads/s2/
 
 Every workload is a trace-replay CSV ``arrived_at,num_prefill_tokens,num_decode_tokens``
 (arrival in seconds from the start of the run). ``plan.tsv`` lists the recordings in the order
@@ -174,6 +175,57 @@ PLAN = [
 ]
 
 
+# Session 2 (``--set s2``, written to workloads/s2/): a second recording session on a fresh
+# server, with >= 200 requests per run at >= 2 req/s (tighter tails than session 1's 100-150),
+# the same length mix and exact-rate rescaling, and new seeds (warm-up 40x, judging 41x-42x),
+# none shared with session 1. Its fixtures go to golden/h100/qwen3-0.6b/hf-cb/s2/.
+S2_WORKLOADS = {
+    w.name: w
+    for w in [
+        Workload("warmup-ladder", "warmup", 0, 37, None, "ladder",
+                 "one request per 64-token prompt bucket, alone, then 5 long prompts; 4 output tokens"),
+        Workload("cold40-poisson-2qps", "warmup", 401, 40, 2.0, "poisson",
+                 "the issue's 40 warm-up requests, recorded: the cold-start fixture"),
+        Workload("overload-poisson-8qps", "warmup", 402, 200, 8.0, "poisson",
+                 "shape-covering overload pass, 8% long prompts", long_frac=0.08),
+        Workload("judge-poisson-0.5qps", "judge", 420, 50, 0.5, "poisson", "load sweep"),
+        Workload("judge-poisson-1qps", "judge", 415, 120, 1.0, "poisson", "load sweep"),
+        Workload("judge-poisson-2qps", "judge", 411, 200, 2.0, "poisson", "load sweep; mid-load noise floor (3 repeats)"),
+        Workload("judge-poisson-3qps", "judge", 414, 200, 3.0, "poisson", "load sweep, at the knee"),
+        Workload("judge-poisson-4qps", "judge", 413, 200, 4.0, "poisson", "load sweep, past the knee"),
+        Workload("judge-poisson-5qps", "judge", 418, 200, 5.0, "poisson", "load sweep, near saturation"),
+        Workload("judge-poisson-6qps", "judge", 412, 200, 6.0, "poisson", "load sweep, saturated"),
+        Workload("judge-gamma-2qps-b0.25", "judge", 416, 200, 2.0, "gamma", "bursty: gamma gaps, CV 2",
+                 burstiness=0.25),
+        Workload("judge-long-0.4qps", "judge", 419, 50, 0.4, "poisson",
+                 "long prompts 3000-8000 (chunked prefill at 2048 tokens per step)", prompt=LONG_PROMPT),
+        Workload("judge-burst-200", "judge", 417, 200, None, "burst", "static burst: 200 requests at t=0"),
+    ]
+}
+
+# Session 2's order is its priority (a short device budget loses the last runs first): warm-up,
+# then the saturated and mid-load runs, the repeats of the 2 req/s file spread over the session,
+# the long and slow runs last.
+S2_PLAN = [
+    ("warmup", "cold40-poisson-2qps", "cold40-poisson-2qps"),
+    ("warmup", "warmup-ladder", "warmup-ladder"),
+    ("warmup", "overload-poisson-8qps", "overload-poisson-8qps"),
+    ("record", "judge-poisson-2qps-rep1", "judge-poisson-2qps"),
+    ("record", "judge-poisson-6qps", "judge-poisson-6qps"),
+    ("record", "judge-poisson-4qps", "judge-poisson-4qps"),
+    ("record", "judge-poisson-3qps", "judge-poisson-3qps"),
+    ("record", "judge-poisson-1qps", "judge-poisson-1qps"),
+    ("record", "judge-poisson-2qps-rep2", "judge-poisson-2qps"),
+    ("record", "judge-gamma-2qps-b0.25", "judge-gamma-2qps-b0.25"),
+    ("record", "judge-burst-200", "judge-burst-200"),
+    ("record", "judge-poisson-5qps", "judge-poisson-5qps"),
+    ("record", "judge-poisson-2qps-rep3", "judge-poisson-2qps"),
+    ("record", "judge-long-0.4qps", "judge-long-0.4qps"),
+    ("record", "judge-poisson-0.5qps", "judge-poisson-0.5qps"),
+]
+S2_OUT_DIR = os.path.join(OUT_DIR, "s2")
+
+
 # --------------------------------------------------------------------------------------------
 # Estimates and output
 
@@ -262,14 +314,21 @@ SELFTEST_OUTPUT = (4, 12)
 def main():
     global WORKLOADS, PLAN, OUTPUT
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default=OUT_DIR, help="output folder (default scripts/device/workloads)")
+    ap.add_argument("--out", default=None,
+                    help="output folder (default scripts/device/workloads, or workloads/s2 with --set s2)")
+    ap.add_argument("--set", default="s1", choices=["s1", "s2"],
+                    help="which recording session's plan: s1 (default) or s2 (session 2)")
     ap.add_argument("--check", action="store_true", help="compare with the files on disk; write nothing")
     ap.add_argument("--selftest", action="store_true", help="write the CPU self-test's miniature plan instead")
     args = ap.parse_args()
     if args.selftest:
-        if args.out == OUT_DIR:
+        if args.out in (None, OUT_DIR, S2_OUT_DIR):
             sys.exit("make_workloads: --selftest needs --out (the self-test plan is not committed)")
         WORKLOADS, PLAN, OUTPUT = SELFTEST_WORKLOADS, SELFTEST_PLAN, SELFTEST_OUTPUT
+    elif args.set == "s2":
+        WORKLOADS, PLAN = S2_WORKLOADS, S2_PLAN
+        args.out = args.out or S2_OUT_DIR
+    args.out = args.out or OUT_DIR
 
     files = {w.file: csv_text(w.rows()) for w in WORKLOADS.values()}
     rows = plan_rows()

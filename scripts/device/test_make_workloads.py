@@ -65,6 +65,38 @@ class Workloads(unittest.TestCase):
         total = sum(r["est_s"] for r in mw.plan_rows())
         self.assertLess(total, 15.5 * 60)  # the device budget
 
+    def test_session_2(self):
+        """Session 2 (--set s2): >= 200 requests at >= 2 req/s, new seeds, fits the device budget."""
+        s1_seeds = {w.seed for w in mw.WORKLOADS.values() if w.kind != "ladder"}
+        s2 = mw.S2_WORKLOADS
+        self.assertFalse(s1_seeds & {w.seed for w in s2.values() if w.kind != "ladder"})
+        self.assertEqual(len({w.seed for w in s2.values()}), len(s2))
+        for w in s2.values():
+            rows = w.rows()
+            self.assertEqual(len(rows), w.n, w.name)
+            if w.kind in ("poisson", "gamma"):
+                self.assertAlmostEqual((len(rows) - 1) / rows[-1][0], w.rate, places=3, msg=w.name)
+            if w.kind != "ladder":
+                lo, hi = w.kw.get("prompt", mw.PROMPT)
+                if not w.kw.get("long_frac"):
+                    self.assertTrue(all(lo <= p <= hi for _, p, _ in rows), w.name)
+                self.assertTrue(all(16 <= o <= 256 for _, _, o in rows), w.name)
+        runs = [run for _, run, _ in mw.S2_PLAN]
+        self.assertEqual(len(runs), len(set(runs)))
+        self.assertEqual(runs[:3], ["cold40-poisson-2qps", "warmup-ladder", "overload-poisson-8qps"])
+        for phase, run, wname in mw.S2_PLAN:
+            w = s2[wname]
+            if w.role == "judge" and (w.kind == "burst" or (w.rate or 0) >= 2):
+                self.assertGreaterEqual(w.n, 200, run)
+        self.assertEqual(sum(1 for _, _, w in mw.S2_PLAN if w == "judge-poisson-2qps"), 3)
+        saved = mw.WORKLOADS, mw.PLAN
+        try:
+            mw.WORKLOADS, mw.PLAN = mw.S2_WORKLOADS, mw.S2_PLAN
+            total = sum(r["est_s"] for r in mw.plan_rows())
+        finally:
+            mw.WORKLOADS, mw.PLAN = saved
+        self.assertLess(total, 21.5 * 60)  # ~21 min of recording + setup in 30 device minutes
+
     def test_exact_rate_rescaling(self):
         rng = random.Random(1)
         gaps = [rng.expovariate(3.0) for _ in range(9)]
