@@ -98,10 +98,10 @@ impl Preset {
         self.replay_after(real, &[])
     }
 
-    /// Replays `real` on a server that served `history` before it (in that order, from its
-    /// start): the history's workloads are simulated first on the same simulated server, so
-    /// the step shapes (CUDA graphs) they captured are warm when `real` starts, as they were on
-    /// the real server. Only `real`'s replay is returned.
+    /// Replays `real` on a server that served `history` before it (recorded runs, in that
+    /// order, from its start): the step shapes (CUDA graphs) those runs made the real server
+    /// capture, read off their reconstructed steps ([`crate::exec::run_steps::run_keys`]),
+    /// are warm when `real` starts, as they were on the real server.
     pub fn replay_after(&self, real: &Run, history: &[&Run]) -> Result<Run> {
         let served: Vec<Served> = history.iter().map(|r| Served::Run(r)).collect();
         Ok(self.replay_served(real, &served)?.0)
@@ -113,9 +113,7 @@ impl Preset {
         let exec = StepExec::new(&self.step.step);
         for h in history {
             match h {
-                Served::Run(r) => {
-                    self.replay_with(r, &exec)?;
-                }
+                Served::Run(r) => exec.add_keys(self.recorded_keys(r)),
                 Served::WarmUp { lengths_of, warmup } => {
                     self.simulate_warmup(lengths_of, warmup, &exec)?;
                 }
@@ -126,18 +124,31 @@ impl Preset {
         Ok((run, exec.take_captures()))
     }
 
-    /// Replays a recording session: `runs` as one server process served them, in order, on one
-    /// simulated server (each run's replay starts with the step shapes the earlier ones
-    /// captured). Returns every run's replay with the number of shapes it captured; the same
-    /// as [`Preset::replay_after`] on each run with the runs before it, in linear time.
+    /// Replays a recording session: `runs` as one server process served them, in order. Each
+    /// run is replayed with the step shapes the runs before it captured on the real server
+    /// warm; returns every replay with the number of shapes it captured. The same as
+    /// [`Preset::replay_after`] on each run with the runs before it, in linear time.
     pub fn replay_session(&self, runs: &[&Run]) -> Result<Vec<(Run, u64)>> {
-        let exec = StepExec::new(&self.step.step);
-        runs.iter()
-            .map(|r| {
-                let run = self.replay_with(r, &exec)?;
-                Ok((run, exec.take_captures()))
-            })
-            .collect()
+        let mut out = Vec::with_capacity(runs.len());
+        let mut warm: Vec<crate::exec::step::GraphKey> = Vec::new();
+        for r in runs {
+            let exec = StepExec::with_keys(&self.step.step, warm.iter().copied());
+            let run = self.replay_with(r, &exec)?;
+            out.push((run, exec.take_captures()));
+            warm.extend(self.recorded_keys(r));
+        }
+        Ok(out)
+    }
+
+    /// The step shapes a recorded run made its server capture, under this preset's token
+    /// budget and padding (steps cut at 3 ms gaps).
+    pub fn recorded_keys(&self, run: &Run) -> Vec<crate::exec::step::GraphKey> {
+        crate::exec::run_steps::run_keys(
+            run,
+            0.003,
+            self.scheduler.max_tokens_in_batch,
+            &self.step.step.padding,
+        )
     }
 
     /// A closed-loop warm-up as `simfid record --warmup N --warmup-concurrency C` sends it:

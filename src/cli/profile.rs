@@ -20,6 +20,26 @@ use simfid::fixture::{Run, read_run};
 /// `simfid profile` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum ProfileCommand {
+    /// The whole profile in one command: plan the experiments, record each against the
+    /// server at `--url` (one after the other, with `simfid record`), and fit. Recorder flags
+    /// (`--prompt-mode`, `--gpu`, `--server-name`, `--timeout`, …) go after `--`.
+    Run {
+        /// Base URL of the OpenAI-compatible API, e.g. http://127.0.0.1:8000/v1.
+        #[arg(long)]
+        url: String,
+        /// Output folder: `plan/` (workloads), `runs/` (recordings), `step_profile.json`.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Gap between chunk times that separates two engine steps, in ms.
+        #[arg(long, default_value_t = 3.0)]
+        gap_ms: f64,
+        /// Only these experiments (comma-separated names of `simfid profile plan`).
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
+        /// Flags passed to every `simfid record` (after `--`).
+        #[arg(last = true, allow_hyphen_values = true)]
+        record_flags: Vec<String>,
+    },
     /// Write the profiling experiments as workload CSVs and a plan.
     Plan {
         /// Output folder.
@@ -90,6 +110,13 @@ pub struct FitArgs {
 pub fn main(cmd: ProfileCommand) -> Result<i32> {
     match cmd {
         ProfileCommand::Plan { output } => plan(&output),
+        ProfileCommand::Run {
+            url,
+            output,
+            gap_ms,
+            only,
+            record_flags,
+        } => run_all(&url, &output, gap_ms, &only, &record_flags),
         ProfileCommand::Fit(a) => fit(&a),
         ProfileCommand::Steps {
             run,
@@ -134,6 +161,75 @@ fn calibrate(profile: &Path, runs: &[PathBuf], output: &Path) -> Result<i32> {
         output.display()
     );
     Ok(0)
+}
+
+/// `simfid record`'s flags, parsed as the `record` subcommand parses them.
+#[derive(Debug, clap::Parser)]
+struct RecordCli {
+    #[command(flatten)]
+    args: super::record::RecordArgs,
+}
+
+fn run_all(url: &str, dir: &Path, gap_ms: f64, only: &[String], flags: &[String]) -> Result<i32> {
+    use clap::Parser;
+    plan(&dir.join("plan"))?;
+    let runs = dir.join("runs");
+    std::fs::create_dir_all(&runs).with_context(|| runs.display().to_string())?;
+    let mut experiments = Experiment::default_plan();
+    if !only.is_empty() {
+        if let Some(bad) = only
+            .iter()
+            .find(|n| !experiments.iter().any(|(m, _)| m == *n))
+        {
+            let known: Vec<&str> = experiments.iter().map(|(m, _)| m.as_str()).collect();
+            bail!("--only: no experiment '{bad}'; known: {}", known.join(", "));
+        }
+        experiments.retain(|(n, _)| only.contains(n));
+    }
+    for (i, (name, _)) in experiments.iter().enumerate() {
+        let out = runs.join(format!("{name}.jsonl"));
+        if out.is_file() {
+            eprintln!("simfid profile: {} exists, kept", out.display());
+            continue;
+        }
+        eprintln!(
+            "simfid profile: experiment {}/{}: {name}",
+            i + 1,
+            experiments.len()
+        );
+        let mut argv: Vec<String> = vec![
+            "record".into(),
+            "--url".into(),
+            url.into(),
+            "--workload".into(),
+            dir.join("plan")
+                .join(format!("{name}.csv"))
+                .display()
+                .to_string(),
+            "--output".into(),
+            out.display().to_string(),
+            "--no-progress".into(),
+        ];
+        argv.extend(flags.iter().cloned());
+        let cli = RecordCli::try_parse_from(&argv)
+            .map_err(|e| anyhow::anyhow!("recorder flags after --: {e}"))?;
+        let code = super::record::main(cli.args)?;
+        if code != 0 {
+            bail!(
+                "simfid record exited with {code} on experiment {name}; what was recorded is in {} (run again to resume)",
+                runs.display()
+            );
+        }
+    }
+    fit(&FitArgs {
+        plan: Some(dir.join("plan/plan.json")),
+        runs: Some(runs),
+        session: Vec::new(),
+        more_runs: Vec::new(),
+        token_budget: 2048,
+        gap_ms,
+        output: dir.join("step_profile.json"),
+    })
 }
 
 fn plan(dir: &Path) -> Result<i32> {

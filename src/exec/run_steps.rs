@@ -243,6 +243,18 @@ pub fn run_steps(run: &Run, gap_s: f64, token_budget: u32) -> Vec<RunStep> {
     out
 }
 
+/// The step shapes (graph keys) a recorded run made its server capture: the keys of all its
+/// reconstructed steps.
+pub fn run_keys(run: &Run, gap_s: f64, token_budget: u32, padding: &Padding) -> Vec<GraphKey> {
+    let mut k: Vec<GraphKey> = run_steps(run, gap_s, token_budget)
+        .iter()
+        .map(|s| s.key(padding))
+        .collect();
+    k.sort_unstable();
+    k.dedup();
+    k
+}
+
 /// Step observations of a server session: `session` are runs recorded one after the other on
 /// one server process from its start (in that order), so the step shapes it had captured are
 /// known; `later` are runs of the same process recorded afterwards with unknown runs in

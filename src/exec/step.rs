@@ -460,6 +460,11 @@ impl<'a> StepExec<'a> {
         e
     }
 
+    /// Marks `keys` as captured.
+    pub fn add_keys(&self, keys: impl IntoIterator<Item = GraphKey>) {
+        self.seen.lock().expect("not poisoned").extend(keys);
+    }
+
     /// Shapes captured so far.
     pub fn keys(&self) -> Vec<GraphKey> {
         let mut v: Vec<GraphKey> = self

@@ -178,29 +178,36 @@ fn max_abs_rel_err(v: &serde_json::Value) -> f64 {
 fn server_history_decides_the_capture_stalls() {
     // A "real" session made by the capturing preset: a warm-up run, then the judged run.
     let p = capturing_preset();
+    // A recorded warm-up run, then the judged workload replayed on the capturing server after
+    // it: the shapes the warm-up's recorded steps show are warm.
     let warm = workload_run(&preset());
     let mut judged = workload_run(&preset());
     judged.meta.workload = "judged".into();
     let session = p.replay_session(&[&warm, &judged]).unwrap();
-    let (warm_real, warm_caps) = &session[0];
+    let (warm_replay, warm_caps) = &session[0];
     let (real, caps) = &session[1];
-    assert!(*warm_caps > 5, "the warm-up captures shapes: {warm_caps}");
+    assert!(*warm_caps > 5, "a cold server captures shapes: {warm_caps}");
     assert!(
         caps < warm_caps,
-        "the judged run meets fewer new shapes: {caps} vs {warm_caps}"
+        "after the warm-up, fewer new shapes: {caps} vs {warm_caps}"
     );
-    // Replaying the judged run after the same history is exact; cold, it is not.
-    let after = p.replay_after(real, &[warm_real]).unwrap();
+    assert_eq!(
+        p.recorded_keys(warm_replay).len() as u64,
+        *warm_caps,
+        "a run's recorded steps show the shapes its server captured"
+    );
+    // Replaying after the same history gives the same run; cold, it does not.
+    let after = p.replay_after(&judged, &[&warm]).unwrap();
     for (a, b) in after.requests.iter().zip(&real.requests) {
         assert_eq!(a.chunks, b.chunks, "request {}", a.id);
     }
-    let (_, cold_caps) = p.replay_served(real, &[]).unwrap();
+    let (_, cold_caps) = p.replay_served(&judged, &[]).unwrap();
     assert!(cold_caps > *caps, "{cold_caps} vs {caps}");
 
     let dir = std::env::temp_dir().join(format!("simfid-history-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    write_run(&dir.join("warm.jsonl"), warm_real).unwrap();
+    write_run(&dir.join("warm.jsonl"), &warm).unwrap();
     write_run(&dir.join("judged.jsonl"), real).unwrap();
     std::fs::write(dir.join("preset.json"), serde_json::to_string(&p).unwrap()).unwrap();
     let given = check_json(

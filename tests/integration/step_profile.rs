@@ -210,3 +210,60 @@ fn profile_fit_on_a_session_measures_the_capture_stall() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn profile_run_records_and_fits_in_one_command() {
+    // `simfid profile run --url`: plan, record every experiment through the API, fit. Against
+    // `simfid serve` (sarathi, roofline plus a 20 ms step overhead), two experiments.
+    use crate::loopback::{Scratch, ServeChild, simfid};
+    let server = ServeChild::start(&["--step-overhead-ms", "20"]);
+    let dir = Scratch::new("profile-run");
+    let out = simfid()
+        .args(["profile", "run", "--url", &server.url, "-o"])
+        .arg(dir.path("prof"))
+        .args([
+            "--only",
+            "decode-b4-p256,mixed-b1-p256",
+            "--",
+            "--timeout",
+            "60",
+            "--server-name",
+            "simfid serve",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for f in [
+        "plan/plan.json",
+        "runs/decode-b4-p256.jsonl",
+        "runs/mixed-b1-p256.jsonl",
+        "step_profile.json",
+    ] {
+        assert!(dir.path("prof").join(f).is_file(), "{f} missing");
+    }
+    let p: simfid::exec::step::StepProfile = serde_json::from_str(
+        &std::fs::read_to_string(dir.path("prof").join("step_profile.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(p.observations.len() >= 40, "{} steps", p.observations.len());
+    assert_eq!(
+        p.server.as_deref().map(|s| s.starts_with("simfid serve")),
+        Some(true)
+    );
+    // The server's steps are 20 ms plus a little: the profile says so.
+    let t = p.step.predict(4, 4, 1100);
+    assert!((0.019..0.03).contains(&t), "decode step of 4: {t}");
+    // A wrong experiment name is refused with the known ones.
+    let bad = simfid()
+        .args(["profile", "run", "--url", &server.url, "-o"])
+        .arg(dir.path("bad"))
+        .args(["--only", "nope"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("decode-b1-p256"));
+}
