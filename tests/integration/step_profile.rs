@@ -11,6 +11,16 @@ fn truth() -> StepModel {
     StepModel::new(&[0.0225, 0.00045, 3e-6, 4e-8, 2e-6, 1.5e-7, 0.003, 0.5])
 }
 
+/// Runs `simfid profile fit …` with `-o out`, checks it succeeded and reads the profile.
+fn fit_cli(
+    cmd: &mut std::process::Command,
+    out: &std::path::Path,
+) -> simfid::exec::step::StepProfile {
+    let o = cmd.arg("-o").arg(out).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_str(&std::fs::read_to_string(out).unwrap()).unwrap()
+}
+
 /// Runs an experiment on the hf_cb simulator and returns the run as a client would see it.
 fn simulate(exp: &Experiment, name: &str) -> Run {
     let cfg = SimConfig::new(
@@ -82,22 +92,14 @@ fn profile_cli_plans_and_fits() {
         let run = simulate(exp, name);
         simfid::fixture::write_run(&dir.join("runs").join(format!("{name}.jsonl")), &run).unwrap();
     }
-    let out = std::process::Command::new(bin)
-        .args(["profile", "fit", "--plan"])
-        .arg(dir.join("plan/plan.json"))
-        .arg("--runs")
-        .arg(dir.join("runs"))
-        .arg("-o")
-        .arg(dir.join("step.json"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let p = fit_cli(
+        std::process::Command::new(bin)
+            .args(["profile", "fit", "--plan"])
+            .arg(dir.join("plan/plan.json"))
+            .arg("--runs")
+            .arg(dir.join("runs")),
+        &dir.join("step.json"),
     );
-    let p: simfid::exec::step::StepProfile =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("step.json")).unwrap()).unwrap();
     assert!(p.fit_max_rel < 1e-5, "{}", p.fit_max_rel);
     // The plan identifies every coefficient.
     for (got, want) in p.step.coef.iter().zip(&truth().coef) {
@@ -190,18 +192,15 @@ fn profile_fit_on_a_session_measures_the_capture_stall() {
         names.push(p.display().to_string());
     }
     assert!(!exec.keys().is_empty());
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_simfid"))
-        .args(["profile", "fit", "--session", &names.join(","), "-o"])
-        .arg(dir.join("step.json"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let p = fit_cli(
+        std::process::Command::new(env!("CARGO_BIN_EXE_simfid")).args([
+            "profile",
+            "fit",
+            "--session",
+            &names.join(","),
+        ]),
+        &dir.join("step.json"),
     );
-    let p: simfid::exec::step::StepProfile =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("step.json")).unwrap()).unwrap();
     assert!(p.fit_max_rel < 1e-6, "{}", p.fit_max_rel);
     assert!(
         (p.step.capture_s - 0.09).abs() < 1e-6,
