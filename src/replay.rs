@@ -110,13 +110,29 @@ impl Preset {
     /// Replays `real` after `history` (runs and warm-ups the server served before it, in
     /// order); also returns how many step shapes the replay of `real` captured.
     pub fn replay_served(&self, real: &Run, history: &[Served]) -> Result<(Run, u64)> {
-        let exec = StepExec::new(&self.step.step);
+        let mut exec = StepExec::new(&self.step.step);
+        for h in history {
+            if let Served::InferredFrom(r) = h {
+                let (warm, new) = crate::exec::run_steps::infer_captured(
+                    r,
+                    0.003,
+                    self.scheduler.max_tokens_in_batch,
+                    &self.step.step,
+                    self.step.serving_delay_s,
+                );
+                let decided = (warm.len() + new.len()).max(1) as f64;
+                let unknown = self.step.step.capture_s * new.len() as f64 / decided;
+                exec = exec.with_unknown(new, unknown);
+                exec.add_keys(warm);
+            }
+        }
         for h in history {
             match h {
                 Served::Run(r) => exec.add_keys(self.recorded_keys(r)),
                 Served::WarmUp { lengths_of, warmup } => {
                     self.simulate_warmup(lengths_of, warmup, &exec)?;
                 }
+                Served::InferredFrom(_) => {}
             }
         }
         exec.take_captures();
@@ -207,6 +223,11 @@ impl Preset {
 pub enum Served<'a> {
     /// A recorded run (its workload is simulated).
     Run(&'a Run),
+    /// Unknown history, estimated from the replayed run itself
+    /// ([`crate::exec::run_steps::infer_captured`]): the shapes whose first step stalled were
+    /// new, those whose first step did not were captured; any other shape stalls the capture
+    /// time times the fraction of the run's first steps that stalled.
+    InferredFrom(&'a Run),
     /// A closed-loop warm-up with lengths cycled from a run's requests.
     WarmUp {
         /// The run whose request lengths the warm-up cycled through.

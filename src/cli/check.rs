@@ -37,14 +37,16 @@ pub struct CheckArgs {
     /// had captured already. `auto` (default): the runs listed in `RUN.meta.json` beside the
     /// run (`runs_before_on_server`, as written by scripts/device/run_goldens.sh); else the
     /// warm-up the run's header declares (`simfid record --warmup`), simulated closed-loop;
-    /// else issue 5's configuration, 40 warm-up requests (4 at a time, lengths cycled from the
-    /// run). `none`: a server that starts with this run. `self`: a server that served this
-    /// same workload once before (well warmed). Or a comma-separated list of recorded runs, in
-    /// the order the server served them.
+    /// else `infer`. `infer`: estimated from the run itself (shapes whose first step stalled
+    /// were new, the others captured; other shapes stall in proportion). `none`: a server
+    /// that starts with this run. `self`: a server that has met every shape of this run.
+    /// `warmup40`: issue 5's configuration, 40 warm-up requests (4 at a time, lengths cycled
+    /// from the run). Or a comma-separated list of recorded runs, in the order the server
+    /// served them.
     #[arg(
         long,
         default_value = "auto",
-        value_name = "auto|none|self|RUN,RUN,..."
+        value_name = "auto|infer|none|self|warmup40|RUN,RUN,..."
     )]
     pub history: String,
     /// Also write the simulated replay as a run fixture.
@@ -78,36 +80,47 @@ pub fn main(a: CheckArgs) -> Result<i32> {
         None => {
             use simfid::replay::{Served, WarmUp};
             let mut warmup: Option<WarmUp> = None;
+            let mut infer = false;
             let (history, what): (Vec<simfid::fixture::Run>, String) = match a.history.as_str() {
                 "none" => (Vec::new(), "none".into()),
-                "self" => (vec![real.clone()], "this workload once".into()),
+                "self" => (vec![real.clone()], "every shape of this run".into()),
+                "infer" => {
+                    infer = true;
+                    (Vec::new(), "inferred from the run's own steps".into())
+                }
+                "warmup40" => {
+                    warmup = Some(WarmUp::ISSUE_DEFAULT);
+                    (Vec::new(), "40 warm-up requests, 4 at a time".into())
+                }
                 "auto" => match simfid::replay::session_history(&a.real)? {
                     Some(paths) => (
                         read_runs(&paths)?,
                         format!("{} runs from the run's metadata", paths.len()),
                     ),
-                    None => {
-                        let declared = real
-                            .meta
-                            .warmup
-                            .as_deref()
-                            .and_then(WarmUp::from_description);
-                        let w = declared.unwrap_or(WarmUp::ISSUE_DEFAULT);
-                        warmup = Some(w);
-                        (
-                            Vec::new(),
-                            format!(
-                                "{} warm-up requests, {} at a time ({})",
-                                w.requests,
-                                w.concurrency,
-                                if declared.is_some() {
-                                    "declared in the run's header"
-                                } else {
-                                    "nothing declared: issue 5's configuration; --history self for a well-warmed server"
-                                }
-                            ),
-                        )
-                    }
+                    None => match real
+                        .meta
+                        .warmup
+                        .as_deref()
+                        .and_then(WarmUp::from_description)
+                    {
+                        Some(w) => {
+                            warmup = Some(w);
+                            (
+                                Vec::new(),
+                                format!(
+                                    "{} warm-up requests, {} at a time, declared in the run's header",
+                                    w.requests, w.concurrency
+                                ),
+                            )
+                        }
+                        None => {
+                            infer = true;
+                            (
+                                Vec::new(),
+                                "unknown (no metadata, no declared warm-up): inferred from the run's own steps".into(),
+                            )
+                        }
+                    },
                 },
                 list => {
                     let paths: Vec<PathBuf> = list.split(',').map(PathBuf::from).collect();
@@ -120,6 +133,9 @@ pub fn main(a: CheckArgs) -> Result<i32> {
                     lengths_of: &real,
                     warmup: w,
                 });
+            }
+            if infer {
+                served.push(Served::InferredFrom(&real));
             }
             let (sim, captures) = preset.replay_served(&real, &served)?;
             eprintln!(

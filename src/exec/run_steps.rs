@@ -46,6 +46,9 @@ pub struct RunStep {
     pub max_seqlen_k: u64,
     /// Whether the reconstruction agrees with everything observed in the step.
     pub consistent: bool,
+    /// After an idle gap: the send time of the earliest request prefilled in the step (the
+    /// step began when it reached the server).
+    pub opened_by: Option<f64>,
 }
 
 impl RunStep {
@@ -166,6 +169,7 @@ pub fn run_steps(run: &Run, gap_s: f64, token_budget: u32) -> Vec<RunStep> {
         let mut budget = (token_budget as u64).saturating_sub(decodes as u64);
         let mut prefills = 0u32;
         let mut prefill_tokens = 0u64;
+        let mut opened_by: Option<f64> = None;
         let mut queue: Vec<u64> = prefilling.clone();
         let horizon = start.unwrap_or(s.t);
         queue.extend(
@@ -191,6 +195,9 @@ pub fn run_steps(run: &Run, gap_s: f64, token_budget: u32) -> Vec<RunStep> {
             } else {
                 budget
             };
+            if start.is_none() {
+                opened_by = Some(opened_by.map_or(r.sent, |o: f64| o.min(r.sent)));
+            }
             prefills += 1;
             prefill_tokens += take;
             kv += r.prefilled;
@@ -237,6 +244,7 @@ pub fn run_steps(run: &Run, gap_s: f64, token_budget: u32) -> Vec<RunStep> {
             kv_tokens: kv,
             max_seqlen_k: max_k,
             consistent,
+            opened_by,
         });
         prev_t = Some(s.t);
     }
@@ -253,6 +261,43 @@ pub fn run_keys(run: &Run, gap_s: f64, token_budget: u32, padding: &Padding) -> 
     k.sort_unstable();
     k.dedup();
     k
+}
+
+/// What a recorded run's own steps say about the shapes its server had captured before it: the
+/// first step of each shape either stalled (its time exceeds `model`'s prediction by more than
+/// half the capture stall: the shape was new) or did not (it was captured already). A step that
+/// started an idle server is timed from its first request's send, less `serving_delay_s` (the
+/// way in and out). Returns `(captured, new)`; shapes whose first step is inconsistent are in
+/// neither.
+pub fn infer_captured(
+    run: &Run,
+    gap_s: f64,
+    token_budget: u32,
+    model: &super::step::StepModel,
+    serving_delay_s: f64,
+) -> (Vec<GraphKey>, Vec<GraphKey>) {
+    let mut first: std::collections::HashSet<GraphKey> = std::collections::HashSet::new();
+    let (mut warm, mut new) = (Vec::new(), Vec::new());
+    for s in run_steps(run, gap_s, token_budget) {
+        let key = s.key(&model.padding);
+        if !first.insert(key) {
+            continue;
+        }
+        let seconds = match (s.consistent, s.seconds, s.opened_by) {
+            (true, Some(d), _) => Some(d),
+            (true, None, Some(sent)) => Some(s.t - sent - serving_delay_s),
+            _ => None,
+        };
+        if let Some(d) = seconds {
+            let excess = d - model.predict(s.requests(), s.q_tokens(), s.kv_tokens);
+            if excess > 0.5 * model.capture_s {
+                new.push(key);
+            } else {
+                warm.push(key);
+            }
+        }
+    }
+    (warm, new)
 }
 
 /// Step observations of a server session: `session` are runs recorded one after the other on

@@ -441,6 +441,11 @@ pub struct StepExec<'a> {
     model: &'a StepModel,
     seen: std::sync::Mutex<std::collections::HashSet<GraphKey>>,
     captures: std::sync::atomic::AtomicU64,
+    /// Shapes known not to be captured (they stall in full whatever `unknown_stall_s` says).
+    known_new: std::collections::HashSet<GraphKey>,
+    /// Stall of a shape whose state is unknown (neither seen nor known new); `None`: the full
+    /// capture stall.
+    unknown_stall_s: Option<f64>,
 }
 
 impl<'a> StepExec<'a> {
@@ -450,6 +455,8 @@ impl<'a> StepExec<'a> {
             model,
             seen: Default::default(),
             captures: Default::default(),
+            known_new: Default::default(),
+            unknown_stall_s: None,
         }
     }
 
@@ -458,6 +465,19 @@ impl<'a> StepExec<'a> {
         let e = StepExec::new(model);
         e.seen.lock().expect("not poisoned").extend(keys);
         e
+    }
+
+    /// A server whose capture state is only partly known: `new` shapes stall in full on first
+    /// use, and any other shape not captured yet stalls `unknown_stall_s` (an expectation:
+    /// the capture stall times the probability that such a shape was not captured).
+    pub fn with_unknown(
+        mut self,
+        new: impl IntoIterator<Item = GraphKey>,
+        unknown_stall_s: f64,
+    ) -> Self {
+        self.known_new.extend(new);
+        self.unknown_stall_s = Some(unknown_stall_s);
+        self
     }
 
     /// Marks `keys` as captured.
@@ -488,7 +508,10 @@ impl ExecModel for StepExec<'_> {
     fn stage_time(&self, batch: &[BatchItem], _stage: usize) -> Result<StageTime> {
         let (mut t, key) = self.model.batch_time(batch);
         if self.model.capture_s > 0.0 && self.seen.lock().expect("not poisoned").insert(key) {
-            t += self.model.capture_s;
+            t += match self.unknown_stall_s {
+                Some(s) if !self.known_new.contains(&key) => s,
+                _ => self.model.capture_s,
+            };
             self.captures
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }

@@ -296,3 +296,46 @@ fn a_declared_warm_up_is_simulated() {
     assert!(max_abs_rel_err(&none) > 0.01);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn an_unknown_history_is_inferred_from_the_run() {
+    use simfid::replay::Served;
+    // A server that had served one run before the judged one; the judged run's file carries no
+    // metadata and declares no warm-up, so `auto` infers the capture state from the run itself:
+    // shapes whose first step stalled were new, the others captured.
+    let p = capturing_preset();
+    // The run before: the first 40 requests of the same mix (it covers some shapes only).
+    let mut warm = workload_run(&preset());
+    warm.requests.truncate(40);
+    let mut blank = workload_run(&preset());
+    blank.meta.workload = "judged".into();
+    let (mut real, caps) = p.replay_served(&blank, &[Served::Run(&warm)]).unwrap();
+    real.meta.source = simfid::fixture::Source::Real;
+    assert!(caps > 0, "the judged run met new shapes");
+    let (captured, new) = simfid::exec::run_steps::infer_captured(
+        &real,
+        0.003,
+        2048,
+        &p.step.step,
+        p.step.serving_delay_s,
+    );
+    assert_eq!(new.len() as u64, caps, "every stalled first step is found");
+    assert!(captured.len() > new.len());
+    let dir = std::env::temp_dir().join(format!("simfid-infer-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    write_run(&dir.join("real.jsonl"), &real).unwrap();
+    std::fs::write(dir.join("preset.json"), serde_json::to_string(&p).unwrap()).unwrap();
+    // `auto` falls back to `infer`; the inferred capture state is the true one, so the replay
+    // is exact, where a fresh server's is not.
+    let auto = check_json(&dir, "real.jsonl", None);
+    let infer = check_json(&dir, "real.jsonl", Some("infer"));
+    assert_eq!(auto["metrics"], infer["metrics"]);
+    let none = check_json(&dir, "real.jsonl", Some("none"));
+    let (e_infer, e_none) = (max_abs_rel_err(&infer), max_abs_rel_err(&none));
+    assert!(
+        e_infer < 1e-9 && e_none > 0.05,
+        "infer {e_infer} vs none {e_none}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
