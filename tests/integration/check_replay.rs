@@ -339,3 +339,64 @@ fn an_unknown_history_is_inferred_from_the_run() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn check_reads_a_plain_vllm_bench_json_like_the_fixture() {
+    // A golden exported to vLLM `bench serve --save-detailed` JSON, without simfid's embedded
+    // copy: `simfid check` rebuilds the chunk times from `start_times`/`ttfts`/`itls` and gives
+    // the same report as on the fixture itself.
+    let golden = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("golden/h100/qwen3-0.6b/hf-cb/s2/judge-poisson-3qps.jsonl");
+    let dir = std::env::temp_dir().join(format!("simfid-check-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let bench = dir.join("bench.json");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_simfid"))
+        .args(["export", "--to", "vllm-bench", "-o"])
+        .arg(&bench)
+        .arg(&golden)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&bench).unwrap()).unwrap();
+    assert!(v.as_object_mut().unwrap().remove("simfid").is_some());
+    assert!(v["start_times"].is_array() && v["itls"].is_array());
+    std::fs::write(&bench, serde_json::to_string(&v).unwrap()).unwrap();
+    let report = |run: &std::path::Path| -> serde_json::Value {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_simfid"))
+            .arg("check")
+            .arg(run)
+            .args([
+                "--preset",
+                "h100-qwen3-0.6b-hfcb",
+                "--format",
+                "json",
+                "--history",
+                "infer",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let (a, b) = (report(&bench), report(&golden));
+    for m in ["ttft", "itl", "tpot", "e2e"] {
+        for q in ["p50", "p90", "p99"] {
+            let (x, y) = (
+                a["metrics"][m][q]["rel_err"].as_f64().unwrap(),
+                b["metrics"][m][q]["rel_err"].as_f64().unwrap(),
+            );
+            assert!((x - y).abs() < 1e-6, "{m} {q}: bench {x} vs fixture {y}");
+        }
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
