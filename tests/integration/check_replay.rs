@@ -8,6 +8,8 @@ use simfid::replay::Preset;
 use simfid::sim::{ReplicaSchedulerKind, SchedulerConfig};
 use simfid::workload::{ArrivalSpec, LengthSpec, RngKind, SyntheticSpec};
 
+use crate::loopback::{json_ok, run_ok, simfid};
+
 fn preset() -> Preset {
     let step = StepModel::new(&[0.0225, 0.00045, 3e-6, 4e-8, 2e-6, 1.5e-7, 0.003, 0.5]);
     Preset {
@@ -100,27 +102,21 @@ fn check_cli_prints_the_compare_json() {
     std::fs::create_dir_all(&dir).unwrap();
     write_run(&dir.join("real.jsonl"), &real).unwrap();
     std::fs::write(dir.join("preset.json"), serde_json::to_string(&p).unwrap()).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_simfid"))
-        .arg("check")
-        .arg(dir.join("real.jsonl"))
-        .arg("--preset-file")
-        .arg(dir.join("preset.json"))
-        .args([
-            "--format",
-            "json",
-            "--assert",
-            "ttft:p50<=1%",
-            "--assert",
-            "itl:p90<=1%",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let v = json_ok(
+        simfid()
+            .arg("check")
+            .arg(dir.join("real.jsonl"))
+            .arg("--preset-file")
+            .arg(dir.join("preset.json"))
+            .args([
+                "--format",
+                "json",
+                "--assert",
+                "ttft:p50<=1%",
+                "--assert",
+                "itl:p90<=1%",
+            ]),
     );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     for m in ["ttft", "itl", "tpot", "e2e"] {
         for q in ["p50", "p90", "mean"] {
             let e = v["metrics"][m][q]["rel_err"].as_f64().unwrap();
@@ -146,7 +142,7 @@ fn capturing_preset() -> Preset {
 }
 
 fn check_json(dir: &std::path::Path, real: &str, history: Option<&str>) -> serde_json::Value {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_simfid"));
+    let mut cmd = simfid();
     cmd.arg("check")
         .arg(dir.join(real))
         .arg("--preset-file")
@@ -155,13 +151,7 @@ fn check_json(dir: &std::path::Path, real: &str, history: Option<&str>) -> serde
     if let Some(h) = history {
         cmd.args(["--history", h]);
     }
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    json_ok(&mut cmd)
 }
 
 fn max_abs_rel_err(v: &serde_json::Value) -> f64 {
@@ -351,16 +341,11 @@ fn check_reads_a_plain_vllm_bench_json_like_the_fixture() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let bench = dir.join("bench.json");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_simfid"))
-        .args(["export", "--to", "vllm-bench", "-o"])
-        .arg(&bench)
-        .arg(&golden)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        simfid()
+            .args(["export", "--to", "vllm-bench", "-o"])
+            .arg(&bench)
+            .arg(&golden),
     );
     let mut v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&bench).unwrap()).unwrap();
@@ -368,25 +353,14 @@ fn check_reads_a_plain_vllm_bench_json_like_the_fixture() {
     assert!(v["start_times"].is_array() && v["itls"].is_array());
     std::fs::write(&bench, serde_json::to_string(&v).unwrap()).unwrap();
     let report = |run: &std::path::Path| -> serde_json::Value {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_simfid"))
-            .arg("check")
-            .arg(run)
-            .args([
-                "--preset",
-                "h100-qwen3-0.6b-hfcb",
-                "--format",
-                "json",
-                "--history",
-                "infer",
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
+        json_ok(simfid().arg("check").arg(run).args([
+            "--preset",
+            "h100-qwen3-0.6b-hfcb",
+            "--format",
+            "json",
+            "--history",
+            "infer",
+        ]))
     };
     let (a, b) = (report(&bench), report(&golden));
     for m in ["ttft", "itl", "tpot", "e2e"] {

@@ -12,6 +12,22 @@ pub fn simfid() -> Command {
     Command::new(env!("CARGO_BIN_EXE_simfid"))
 }
 
+/// Runs `cmd`, fails the test with its stderr unless it exits 0, and returns its output.
+pub fn run_ok(cmd: &mut Command) -> std::process::Output {
+    let out = cmd.output().expect("run simfid");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// [`run_ok`], its standard output parsed as JSON.
+pub fn json_ok(cmd: &mut Command) -> serde_json::Value {
+    serde_json::from_slice(&run_ok(cmd).stdout).expect("JSON on stdout")
+}
+
 /// A fresh scratch folder under the system temp dir, removed when dropped.
 pub struct Scratch(pub PathBuf);
 

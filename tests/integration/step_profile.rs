@@ -16,8 +16,7 @@ fn fit_cli(
     cmd: &mut std::process::Command,
     out: &std::path::Path,
 ) -> simfid::exec::step::StepProfile {
-    let o = cmd.arg("-o").arg(out).output().unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    crate::loopback::run_ok(cmd.arg("-o").arg(out));
     serde_json::from_str(&std::fs::read_to_string(out).unwrap()).unwrap()
 }
 
@@ -214,27 +213,22 @@ fn profile_fit_on_a_session_measures_the_capture_stall() {
 fn profile_run_records_and_fits_in_one_command() {
     // `simfid profile run --url`: plan, record every experiment through the API, fit. Against
     // `simfid serve` (sarathi, roofline plus a 20 ms step overhead), two experiments.
-    use crate::loopback::{Scratch, ServeChild, simfid};
+    use crate::loopback::{Scratch, ServeChild, run_ok, simfid};
     let server = ServeChild::start(&["--step-overhead-ms", "20"]);
     let dir = Scratch::new("profile-run");
-    let out = simfid()
-        .args(["profile", "run", "--url", &server.url, "-o"])
-        .arg(dir.path("prof"))
-        .args([
-            "--only",
-            "decode-b4-p256,mixed-b1-p256",
-            "--",
-            "--timeout",
-            "60",
-            "--server-name",
-            "simfid serve",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        simfid()
+            .args(["profile", "run", "--url", &server.url, "-o"])
+            .arg(dir.path("prof"))
+            .args([
+                "--only",
+                "decode-b4-p256,mixed-b1-p256",
+                "--",
+                "--timeout",
+                "60",
+                "--server-name",
+                "simfid serve",
+            ]),
     );
     for f in [
         "plan/plan.json",
