@@ -445,3 +445,41 @@ fn session_2_past_the_knee_holds() {
         });
     }
 }
+
+#[test]
+fn a_fresh_server_after_the_declared_warm_up_holds() {
+    // Session 3: issue 5's configuration to the letter, a freshly started server and
+    // `simfid record --warmup 40`, no metadata: `simfid check`'s default history simulates the
+    // warm-up the header declares. Medians within 10%, p90s within 25%.
+    let real = golden("s3-fresh40/judge-poisson-2qps");
+    assert!(real.meta.gpu.as_deref().unwrap_or("").contains("H100"));
+    let declared = simfid::replay::WarmUp::from_description(real.meta.warmup.as_deref().unwrap())
+        .expect("the header declares its warm-up");
+    assert_eq!(declared, simfid::replay::WarmUp::ISSUE_DEFAULT);
+    assert!(
+        simfid::replay::session_history(&dir().join("s3-fresh40/judge-poisson-2qps.jsonl"))
+            .unwrap()
+            .is_none()
+    );
+    let (sim, captures) = preset()
+        .replay_served(
+            &real,
+            &[simfid::replay::Served::WarmUp {
+                lengths_of: &real,
+                warmup: declared,
+            }],
+        )
+        .unwrap();
+    let report = compare(&sim, &real, &CompareOptions::default()).unwrap();
+    insta::assert_yaml_snapshot!("golden_s3_fresh40_judge-poisson-2qps", report.view());
+    insta::assert_snapshot!(
+        "golden_s3_fresh40_judge-poisson-2qps_captures",
+        captures.to_string()
+    );
+    simfid::assert_fidelity!(sim, real, {
+        ttft: p50 10%, p90 25%;
+        itl: p50 10%, p90 10%;
+        tpot: p50 10%, p90 10%;
+        e2e: p50 10%, p90 10%;
+    });
+}
