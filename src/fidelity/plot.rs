@@ -41,6 +41,60 @@ fn cdf_points(sorted_s: &[f64]) -> Vec<(f64, f64)> {
         .collect()
 }
 
+/// One line chart: `lines` (points, colour, legend label) over the given ranges, with an
+/// optional black baseline drawn first, written to `path`.
+struct Chart<'a> {
+    caption: String,
+    x: std::ops::Range<f64>,
+    y: std::ops::Range<f64>,
+    x_desc: &'a str,
+    y_desc: &'a str,
+    baseline: Option<[(f64, f64); 2]>,
+    legend: SeriesLabelPosition,
+}
+
+impl Chart<'_> {
+    fn draw(self, path: &Path, lines: Vec<(Vec<(f64, f64)>, RGBColor, String)>) -> Result<()> {
+        let root = SVGBackend::new(path, (800, 500)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| err(path, e))?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(self.caption, ("sans-serif", 20))
+            .margin(15)
+            .x_label_area_size(40)
+            .y_label_area_size(50)
+            .build_cartesian_2d(self.x, self.y)
+            .map_err(|e| err(path, e))?;
+        chart
+            .configure_mesh()
+            .x_desc(self.x_desc)
+            .y_desc(self.y_desc)
+            .draw()
+            .map_err(|e| err(path, e))?;
+        if let Some(b) = self.baseline {
+            chart
+                .draw_series(LineSeries::new(b.to_vec(), BLACK))
+                .map_err(|e| err(path, e))?;
+        }
+        for (pts, color, name) in lines {
+            chart
+                .draw_series(LineSeries::new(pts, color.stroke_width(2)))
+                .map_err(|e| err(path, e))?
+                .label(name)
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                });
+        }
+        chart
+            .configure_series_labels()
+            .position(self.legend)
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|e| err(path, e))?;
+        root.present().map_err(|e| err(path, e))
+    }
+}
+
 /// Writes `cdf_<metric>.svg` for TTFT, ITL, TPOT and E2E (those available) and
 /// `error_vs_quantile.svg` into `dir`; returns the files written.
 pub fn write_plots(report: &Report, dir: &Path) -> Result<Vec<PathBuf>> {
@@ -64,46 +118,23 @@ pub fn write_plots(report: &Report, dir: &Path) -> Result<Vec<PathBuf>> {
             .map(|p| p.0)
             .fold(f64::NEG_INFINITY, f64::max);
         let pad = ((hi - lo) * 0.02).max(1e-6);
-        {
-            let root = SVGBackend::new(&path, (800, 500)).into_drawing_area();
-            root.fill(&WHITE).map_err(|e| err(&path, e))?;
-            let mut chart = ChartBuilder::on(&root)
-                .caption(
-                    format!("{} CDF ({})", metric.label(), report.def),
-                    ("sans-serif", 20),
-                )
-                .margin(15)
-                .x_label_area_size(40)
-                .y_label_area_size(50)
-                .build_cartesian_2d((lo - pad)..(hi + pad), 0f64..1f64)
-                .map_err(|e| err(&path, e))?;
-            chart
-                .configure_mesh()
-                .x_desc(format!("{} (ms)", metric.label()))
-                .y_desc("fraction of samples")
-                .draw()
-                .map_err(|e| err(&path, e))?;
-            for (pts, color, name) in [
+        let x_desc = format!("{} (ms)", metric.label());
+        Chart {
+            caption: format!("{} CDF ({})", metric.label(), report.def),
+            x: (lo - pad)..(hi + pad),
+            y: 0f64..1f64,
+            x_desc: &x_desc,
+            y_desc: "fraction of samples",
+            baseline: None,
+            legend: SeriesLabelPosition::LowerRight,
+        }
+        .draw(
+            &path,
+            vec![
                 (real, REAL, format!("real ({})", report.real.label)),
                 (sim, SIM, format!("sim ({})", report.sim.label)),
-            ] {
-                chart
-                    .draw_series(LineSeries::new(pts, color.stroke_width(2)))
-                    .map_err(|e| err(&path, e))?
-                    .label(name)
-                    .legend(move |(x, y)| {
-                        PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-                    });
-            }
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::LowerRight)
-                .background_style(WHITE.mix(0.8))
-                .border_style(BLACK)
-                .draw()
-                .map_err(|e| err(&path, e))?;
-            root.present().map_err(|e| err(&path, e))?;
-        }
+            ],
+        )?;
         written.push(path);
     }
     let path = dir.join("error_vs_quantile.svg");
@@ -125,50 +156,26 @@ pub fn write_plots(report: &Report, dir: &Path) -> Result<Vec<PathBuf>> {
     let ys = series.iter().flat_map(|s| s.1.iter().map(|p| p.1));
     let (lo, hi) = ys.fold((0.0f64, 0.0f64), |(a, b), y| (a.min(y), b.max(y)));
     let pad = ((hi - lo) * 0.05).max(1.0);
-    {
-        let root = SVGBackend::new(&path, (800, 500)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| err(&path, e))?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(
-                format!(
-                    "relative error (sim − real)/real by percentile ({})",
-                    report.def
-                ),
-                ("sans-serif", 20),
-            )
-            .margin(15)
-            .x_label_area_size(40)
-            .y_label_area_size(50)
-            .build_cartesian_2d(0f64..100f64, (lo - pad)..(hi + pad))
-            .map_err(|e| err(&path, e))?;
-        chart
-            .configure_mesh()
-            .x_desc("percentile")
-            .y_desc("relative error (%)")
-            .draw()
-            .map_err(|e| err(&path, e))?;
-        chart
-            .draw_series(LineSeries::new(vec![(0.0, 0.0), (100.0, 0.0)], BLACK))
-            .map_err(|e| err(&path, e))?;
-        for (i, (metric, pts)) in series.into_iter().enumerate() {
-            let color = PALETTE[i % PALETTE.len()];
-            chart
-                .draw_series(LineSeries::new(pts, color.stroke_width(2)))
-                .map_err(|e| err(&path, e))?
-                .label(metric.label())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-                });
-        }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()
-            .map_err(|e| err(&path, e))?;
-        root.present().map_err(|e| err(&path, e))?;
+    Chart {
+        caption: format!(
+            "relative error (sim − real)/real by percentile ({})",
+            report.def
+        ),
+        x: 0f64..100f64,
+        y: (lo - pad)..(hi + pad),
+        x_desc: "percentile",
+        y_desc: "relative error (%)",
+        baseline: Some([(0.0, 0.0), (100.0, 0.0)]),
+        legend: SeriesLabelPosition::UpperLeft,
     }
+    .draw(
+        &path,
+        series
+            .into_iter()
+            .enumerate()
+            .map(|(i, (metric, pts))| (pts, PALETTE[i % PALETTE.len()], metric.label().to_string()))
+            .collect(),
+    )?;
     written.push(path);
     Ok(written)
 }
