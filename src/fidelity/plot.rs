@@ -41,6 +41,9 @@ fn cdf_points(sorted_s: &[f64]) -> Vec<(f64, f64)> {
         .collect()
 }
 
+/// A curve of a chart: points, colour, legend label.
+type Line = (Vec<(f64, f64)>, RGBColor, String);
+
 /// One line chart: `lines` (points, colour, legend label) over the given ranges, with an
 /// optional black baseline drawn first, written to `path`.
 struct Chart<'a> {
@@ -54,7 +57,7 @@ struct Chart<'a> {
 }
 
 impl Chart<'_> {
-    fn draw(self, path: &Path, lines: Vec<(Vec<(f64, f64)>, RGBColor, String)>) -> Result<()> {
+    fn draw(self, path: &Path, lines: Vec<Line>) -> Result<()> {
         let root = SVGBackend::new(path, (800, 500)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| err(path, e))?;
         let mut chart = ChartBuilder::on(&root)
