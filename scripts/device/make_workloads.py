@@ -125,15 +125,22 @@ class Workload:
 
 
 # The workloads (seeds: warm-up 100s, calibration 200s, judging 300s; never shared).
-WORKLOADS = {
-    w.name: w
-    for w in [
+def warmup_workloads(cold_seed, overload_seed):
+    """The warm-up every session starts with: the issue's 40 requests on the cold server, the
+    shape ladder, the overload pass (only the seeds differ between sessions)."""
+    return [
         Workload("warmup-ladder", "warmup", 0, 37, None, "ladder",
                  "one request per 64-token prompt bucket, alone, then 5 long prompts; 4 output tokens"),
-        Workload("cold40-poisson-2qps", "warmup", 101, 40, 2.0, "poisson",
+        Workload("cold40-poisson-2qps", "warmup", cold_seed, 40, 2.0, "poisson",
                  "the issue's 40 warm-up requests, recorded: the cold-start fixture"),
-        Workload("overload-poisson-8qps", "warmup", 102, 200, 8.0, "poisson",
+        Workload("overload-poisson-8qps", "warmup", overload_seed, 200, 8.0, "poisson",
                  "shape-covering overload pass, 8% long prompts", long_frac=0.08),
+    ]
+
+
+WORKLOADS = {
+    w.name: w
+    for w in warmup_workloads(101, 102) + [
         Workload("calib-poisson-1.5qps", "calib", 201, 72, 1.5, "poisson", "calibration, below the knee"),
         Workload("calib-poisson-3.5qps", "calib", 202, 100, 3.5, "poisson", "calibration, at the knee"),
         Workload("judge-poisson-0.5qps", "judge", 301, 24, 0.5, "poisson", "load sweep"),
@@ -181,13 +188,7 @@ PLAN = [
 # none shared with session 1. Its fixtures go to golden/h100/qwen3-0.6b/hf-cb/s2/.
 S2_WORKLOADS = {
     w.name: w
-    for w in [
-        Workload("warmup-ladder", "warmup", 0, 37, None, "ladder",
-                 "one request per 64-token prompt bucket, alone, then 5 long prompts; 4 output tokens"),
-        Workload("cold40-poisson-2qps", "warmup", 401, 40, 2.0, "poisson",
-                 "the issue's 40 warm-up requests, recorded: the cold-start fixture"),
-        Workload("overload-poisson-8qps", "warmup", 402, 200, 8.0, "poisson",
-                 "shape-covering overload pass, 8% long prompts", long_frac=0.08),
+    for w in warmup_workloads(401, 402) + [
         Workload("judge-poisson-0.5qps", "judge", 420, 50, 0.5, "poisson", "load sweep"),
         Workload("judge-poisson-1qps", "judge", 415, 120, 1.0, "poisson", "load sweep"),
         Workload("judge-poisson-2qps", "judge", 411, 200, 2.0, "poisson", "load sweep; mid-load noise floor (3 repeats)"),
