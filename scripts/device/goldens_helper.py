@@ -150,7 +150,9 @@ def prompt_of(n, first=1000):
 def cmd_probe(args):
     """One streamed greedy completion: pins temperature 0 if it is the server's first request,
     checks that n words are n prompt tokens, and shows the server can still generate."""
-    body = {"prompt": prompt_of(args.words), "max_tokens": args.max_tokens, "temperature": 0, "stream": True}
+    # stream_options: vLLM reports usage in a stream only when asked (transformers always does).
+    body = {"prompt": prompt_of(args.words), "max_tokens": args.max_tokens, "temperature": 0, "stream": True,
+            "stream_options": {"include_usage": True}}
     if args.model:
         body["model"] = args.model
     req = urllib.request.Request(

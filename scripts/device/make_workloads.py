@@ -120,7 +120,8 @@ class Workload:
             times = gamma_arrivals(rng, self.n, self.rate, self.kw["burstiness"])
         else:
             raise ValueError(self.kind)
-        lens = lengths(rng, self.n, prompt=self.kw.get("prompt", PROMPT), long_frac=self.kw.get("long_frac", 0.0))
+        lens = lengths(rng, self.n, prompt=self.kw.get("prompt", PROMPT), output=self.kw.get("output"),
+                       long_frac=self.kw.get("long_frac", 0.0))
         return [(round(t, 6), p, o) for t, (p, o) in zip(times, lens)]
 
 
@@ -227,6 +228,72 @@ S2_PLAN = [
 S2_OUT_DIR = os.path.join(OUT_DIR, "s2")
 
 
+# vLLM 0.24 on the H200 (``--set vllm``, written to workloads/vllm/; issue 10): the same length
+# mix, a server ~13x faster per token than transformers serve on the H100 (knee near 40-50 req/s,
+# ../shared/device/vllm/README.md), so rates are x8-x10 and every run has >= 300 requests.
+# Seeds: warm-up 50x, calibration 52x, judging 53x-54x (none shared with the other sets).
+# vLLM captures its CUDA graphs at start (not per new shape), so the warm-up is the cold-start
+# fixture plus one overload pass that drives every batch size and chunk shape once.
+SHORT_PROMPT = (16, 128)
+LONG_OUTPUT = (512, 1024)
+VLLM_RATES = (8, 16, 24, 32, 40, 48, 56)
+VLLM_WORKLOADS = {
+    w.name: w
+    for w in [
+        Workload("cold40-poisson-8qps", "warmup", 501, 40, 8.0, "poisson",
+                 "40 requests on the freshly started server, recorded: the cold-start fixture"),
+        Workload("overload-poisson-64qps", "warmup", 502, 600, 64.0, "poisson",
+                 "shape-covering overload pass, 8% long prompts", long_frac=0.08),
+        Workload("calib-poisson-12qps", "calib", 521, 300, 12.0, "poisson", "calibration, light load"),
+        Workload("calib-poisson-36qps", "calib", 522, 300, 36.0, "poisson", "calibration, below the knee"),
+    ] + [
+        Workload(f"judge-poisson-{r}qps", "judge", 530 + i, 300, float(r), "poisson",
+                 "load sweep" + ("; mid-load noise floor (3 repeats)" if r == 24 else ""))
+        for i, r in enumerate(VLLM_RATES, 1)
+    ] + [
+        Workload("judge-gamma-24qps-b0.25", "judge", 541, 300, 24.0, "gamma", "bursty: gamma gaps, CV 2",
+                 burstiness=0.25),
+        Workload("judge-long-4qps", "judge", 542, 150, 4.0, "poisson",
+                 "long prompts 3000-8000 (16 chunks of 512 at most)", prompt=LONG_PROMPT),
+        Workload("judge-shortlong-8qps", "judge", 543, 300, 8.0, "poisson",
+                 "short prompts 16-128, long outputs 512-1024", prompt=SHORT_PROMPT, output=LONG_OUTPUT),
+        Workload("judge-burst-500", "judge", 544, 500, None, "burst", "static burst: 500 requests at t=0"),
+    ]
+}
+# Order = priority (a short device budget loses the last runs first): the sweep's ends and the
+# mid-load repeats early, the repeats spread over the session.
+VLLM_PLAN = [
+    ("warmup", "cold40-poisson-8qps", "cold40-poisson-8qps"),
+    ("warmup", "overload-poisson-64qps", "overload-poisson-64qps"),
+    ("record", "judge-poisson-24qps-rep1", "judge-poisson-24qps"),
+    ("record", "judge-poisson-56qps", "judge-poisson-56qps"),
+    ("record", "judge-poisson-48qps", "judge-poisson-48qps"),
+    ("record", "calib-poisson-36qps", "calib-poisson-36qps"),
+    ("record", "judge-poisson-40qps", "judge-poisson-40qps"),
+    ("record", "judge-poisson-32qps", "judge-poisson-32qps"),
+    ("record", "judge-burst-500", "judge-burst-500"),
+    ("record", "judge-gamma-24qps-b0.25", "judge-gamma-24qps-b0.25"),
+    ("record", "judge-poisson-24qps-rep2", "judge-poisson-24qps"),
+    ("record", "judge-poisson-16qps", "judge-poisson-16qps"),
+    ("record", "calib-poisson-12qps", "calib-poisson-12qps"),
+    ("record", "judge-long-4qps", "judge-long-4qps"),
+    ("record", "judge-poisson-8qps", "judge-poisson-8qps"),
+    ("record", "judge-shortlong-8qps", "judge-shortlong-8qps"),
+    ("record", "judge-poisson-24qps-rep3", "judge-poisson-24qps"),
+]
+# The second configuration (--max-num-batched-tokens 2048) on its own server: the warm-up pass,
+# then the same workload files at three rates and the long prompts (where the chunk size
+# matters most). Written as plan-mbt2048.tsv beside plan.tsv.
+VLLM_MBT2048_PLAN = [
+    ("warmup", "mbt2048-overload-poisson-64qps", "overload-poisson-64qps"),
+    ("record", "mbt2048-judge-poisson-16qps", "judge-poisson-16qps"),
+    ("record", "mbt2048-judge-poisson-32qps", "judge-poisson-32qps"),
+    ("record", "mbt2048-judge-poisson-48qps", "judge-poisson-48qps"),
+    ("record", "mbt2048-judge-long-4qps", "judge-long-4qps"),
+]
+VLLM_OUT_DIR = os.path.join(OUT_DIR, "vllm")
+
+
 # --------------------------------------------------------------------------------------------
 # Estimates and output
 
@@ -251,9 +318,9 @@ def csv_text(rows):
     return buf.getvalue()
 
 
-def plan_rows():
+def plan_rows(plan=None):
     out = []
-    for i, (phase, run, wname) in enumerate(PLAN, 1):
+    for i, (phase, run, wname) in enumerate(plan or PLAN, 1):
         w = WORKLOADS[wname]
         rows = w.rows()
         est = estimate_s(rows)
@@ -313,12 +380,12 @@ SELFTEST_OUTPUT = (4, 12)
 
 
 def main():
-    global WORKLOADS, PLAN, OUTPUT
+    global WORKLOADS, PLAN, OUTPUT, SERVICE_TOKENS_PER_S, ITL_S
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=None,
-                    help="output folder (default scripts/device/workloads, or workloads/s2 with --set s2)")
-    ap.add_argument("--set", default="s1", choices=["s1", "s2"],
-                    help="which recording session's plan: s1 (default) or s2 (session 2)")
+                    help="output folder (default scripts/device/workloads, or workloads/SET)")
+    ap.add_argument("--set", default="s1", choices=["s1", "s2", "vllm"],
+                    help="which recording session's plan: s1 (default), s2 (session 2), vllm (vLLM on the H200)")
     ap.add_argument("--check", action="store_true", help="compare with the files on disk; write nothing")
     ap.add_argument("--selftest", action="store_true", help="write the CPU self-test's miniature plan instead")
     args = ap.parse_args()
@@ -329,11 +396,19 @@ def main():
     elif args.set == "s2":
         WORKLOADS, PLAN = S2_WORKLOADS, S2_PLAN
         args.out = args.out or S2_OUT_DIR
+    elif args.set == "vllm":
+        WORKLOADS, PLAN = VLLM_WORKLOADS, VLLM_PLAN
+        # vLLM on the H200: ~75k weighted tokens/s (the knee near 48 req/s), ITL ~4 ms under load.
+        SERVICE_TOKENS_PER_S, ITL_S = 75000.0, 0.004
+        args.out = args.out or VLLM_OUT_DIR
     args.out = args.out or OUT_DIR
 
     files = {w.file: csv_text(w.rows()) for w in WORKLOADS.values()}
     rows = plan_rows()
     files["plan.tsv"] = plan_text(rows)
+    if args.set == "vllm" and not args.selftest:
+        second = plan_rows(VLLM_MBT2048_PLAN)
+        files["plan-mbt2048.tsv"] = plan_text(second)
     sums = "".join(f"{hashlib.sha256(files[f].encode()).hexdigest()}  {f}\n" for f in sorted(files))
     files["SHA256SUMS"] = sums
 
@@ -344,6 +419,8 @@ def main():
             if not os.path.exists(path) or open(path).read() != text:
                 bad.append(name)
         print_plan(rows)
+        if "plan-mbt2048.tsv" in files:
+            print_plan(second)
         if bad:
             sys.exit(f"make_workloads: differs from {args.out}: {', '.join(bad)}")
         print(f"make_workloads: {len(files)} files in {args.out} match")
@@ -354,6 +431,8 @@ def main():
         with open(os.path.join(args.out, name), "w") as f:
             f.write(text)
     print_plan(rows)
+    if "plan-mbt2048.tsv" in files:
+        print_plan(second)
     print(f"make_workloads: wrote {len(files)} files to {args.out}")
 
 

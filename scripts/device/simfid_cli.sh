@@ -10,6 +10,8 @@
 #   SERVER_NAME    e.g. "transformers-serve-cb 5.17.0"
 #   SERVER_FLAGS   the serving flags, recorded in the fixture
 #   REQ_TIMEOUT_S  per-request timeout (seconds)
+#   TOKENIZER      optional tokenizer.json: the recorder counts the tokens inside each streamed
+#                  chunk with it (vLLM coalesces several tokens into one SSE chunk under load)
 
 # simfid_record_argv URL WORKLOAD_CSV OUT_JSONL
 #   Replays the workload open-loop against an OpenAI-compatible server and records every
@@ -29,6 +31,7 @@ simfid_record_argv() {
     --server-flags "$SERVER_FLAGS"
     --gpu "$GPU_NAME"
     --timeout "$REQ_TIMEOUT_S")
+  if [ -n "${TOKENIZER:-}" ]; then SIMFID_ARGV+=(--tokenizer "$TOKENIZER"); fi
 }
 
 # simfid_profile_argv URL OUT_JSON
@@ -46,6 +49,7 @@ simfid_profile_argv() {
     --server-flags "$SERVER_FLAGS"
     --gpu "$GPU_NAME"
     --timeout "$REQ_TIMEOUT_S")
+  if [ -n "${TOKENIZER:-}" ]; then SIMFID_ARGV+=(--tokenizer "$TOKENIZER"); fi
 }
 
 # simfid_version: one line, or "unknown".
