@@ -14,6 +14,8 @@ mod invariants;
 #[cfg(feature = "cli")]
 mod loopback;
 #[cfg(feature = "cli")]
+mod record_exit;
+#[cfg(feature = "cli")]
 mod record_robustness;
 #[cfg(feature = "cli")]
 mod record_serve;
