@@ -8,6 +8,8 @@ mod fidelity_stats;
 #[cfg(feature = "cli")]
 mod fixture_codec;
 mod fixture_convert;
+#[cfg(feature = "cli")]
+mod fixture_cut;
 mod golden_fidelity;
 mod hf_cb;
 mod invariants;
