@@ -21,6 +21,8 @@ mod record_exit;
 mod record_robustness;
 #[cfg(feature = "cli")]
 mod record_serve;
+#[cfg(feature = "cli")]
+mod serve_openai;
 mod shared;
 mod step_profile;
 #[cfg(feature = "cli")]
