@@ -182,7 +182,17 @@ pub fn report(
         slo,
         ..opts.compare.clone()
     };
-    let report = compare(sim, real, &copts)?;
+    let report = compare(sim, real, &copts).map_err(|e| match e {
+        // The library's message names its own option; on the command line it is a flag.
+        simfid::fidelity::FidelityError::WorkloadMismatch { sim, real, details } => {
+            anyhow::anyhow!(
+                "{sim} and {real} are not the same workload: {}; compare anyway with \
+                 --allow-mismatch",
+                details.join("; ")
+            )
+        }
+        e => e.into(),
+    })?;
     for w in &report.warnings {
         eprintln!("simfid: warning: {w}");
     }
