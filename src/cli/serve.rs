@@ -169,6 +169,12 @@ pub fn main(a: ServeArgs) -> Result<i32> {
         let server = Server::bind(&format!("{}:{}", a.host, a.port), opts).await?;
         let addr = server.local_addr()?;
         eprintln!("simfid serve: {summary}");
+        if a.tokenizer.is_none() {
+            eprintln!(
+                "simfid serve: string prompts are counted as words (token-id lists exactly); \
+                 pass --tokenizer tokenizer.json for clients that send text"
+            );
+        }
         // Exactly one line on stdout, once the socket accepts connections.
         let mut out = std::io::stdout().lock();
         writeln!(out, "simfid serve: listening on http://{addr}/v1")?;
