@@ -18,7 +18,7 @@
 //! As vLLM: a request for another model than the served one gets HTTP 404, one longer than
 //! the context (`max_model_len`) HTTP 400, both with OpenAI-shaped error bodies; a client
 //! that goes away has its request aborted (it stops taking simulated resources at its next
-//! step). `stop` strings are honoured (the output text is known in advance: the request is
+//! step; not under the FasterTransformer scheduler, whose static batches run to their end). `stop` strings are honoured (the output text is known in advance: the request is
 //! simulated up to the token that completes the first stop string, `finish_reason: stop`);
 //! `n` other than 1 and `echo: true` are refused with HTTP 400. Other unknown fields are
 //! accepted and ignored (`ignore_eos` among them: simulated outputs always run to

@@ -229,8 +229,8 @@ fn serial_disconnected_streams_do_not_slow_the_others() {
 }
 
 /// `Simulator::abort_request`, the engine side of an abort, under every replica scheduler:
-/// requests aborted before arrival, while waiting, mid-prompt and mid-decode all end within a
-/// step or two, the others run to their full length, and no KV block is left allocated.
+/// requests aborted before arrival, while waiting and once running all end within a few
+/// steps, the others run to their full length, and no KV block is left allocated.
 /// Not a loopback test: the simulator alone, in simulated time.
 #[test]
 fn aborted_requests_end_early_and_free_their_kv_cache_under_every_scheduler() {
@@ -256,8 +256,9 @@ fn aborted_requests_end_early_and_free_their_kv_cache_under_every_scheduler() {
             cfg.scheduler.block_size = 1;
         }
         let mut sim = Simulator::new(cfg, &exec).unwrap();
-        // 10 requests of 3,000-token prompts and 400 output tokens, 4 at a time: at 50 ms
-        // some decode, some prefill, some wait; the last one has not arrived yet.
+        // 10 requests of 3,000-token prompts and 400 output tokens, at most 4 resident: at
+        // 50 ms the first ones are past their prompt (which, and whether one is mid-prompt,
+        // depends on the scheduler), the next ones wait, the last one has not arrived yet.
         for id in 0..10u64 {
             let arrival_s = if id == 9 { 0.2 } else { 0.0 };
             sim.add_request(RequestSpec {
