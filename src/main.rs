@@ -47,13 +47,39 @@ enum Command {
     Serve(Box<cli::serve::ServeArgs>),
 }
 
-fn main() {
-    // A closed pipe (`simfid … | head`) ends the program quietly.
-    #[cfg(unix)]
-    unsafe {
-        libc_sigpipe_default();
+impl Command {
+    /// Whether the command opens network connections (as a client or as a server).
+    fn uses_network(&self) -> bool {
+        match self {
+            Command::Record(_) | Command::Serve(_) => true,
+            Command::Bench(b) => matches!(b.mode, Some(cli::bench::BenchMode::Record(_))),
+            // `profile run` records against a server; the other profile commands read files.
+            Command::Profile(c) => matches!(c, cli::profile::ProfileCommand::Run { .. }),
+            Command::Simulate(_)
+            | Command::Vidur { .. }
+            | Command::Check(_)
+            | Command::VidurConfig(_)
+            | Command::Compare(_)
+            | Command::Import(_)
+            | Command::Export(_)
+            | Command::Trace(_) => false,
+        }
     }
+}
+
+fn main() {
     let cli = Cli::parse();
+    // A closed pipe (`simfid … | head`) ends the program quietly, but only for commands that
+    // talk to no server: for those that do, a peer that closes its socket while a request is
+    // still being written (a server answering 404 before reading a large prompt) would raise
+    // SIGPIPE too and kill the whole run. They keep Rust's default (SIGPIPE ignored, the write
+    // fails with EPIPE, recorded on that request) and treat a closed stdout themselves.
+    #[cfg(unix)]
+    if !cli.command.uses_network() {
+        unsafe {
+            libc_sigpipe_default();
+        }
+    }
     let result = match cli.command {
         Command::Simulate(a) => cli::simulate::main(*a),
         Command::Vidur { args } => cli::vidur::main(&args),
@@ -71,10 +97,27 @@ fn main() {
     match result {
         Ok(code) => std::process::exit(code),
         Err(e) => {
-            eprintln!("simfid: error: {e:#}");
+            eprintln!("simfid: error: {}", error_chain(&e));
             std::process::exit(cli::exit::BAD_INPUT);
         }
     }
+}
+
+/// An error and its causes, `: `-separated, each cause only once: library errors already
+/// carry their source's text (`path: No such file or directory`), which `{:#}` would repeat.
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut s = String::new();
+    for cause in e.chain() {
+        let m = cause.to_string();
+        if s.contains(&m) {
+            continue;
+        }
+        if !s.is_empty() {
+            s.push_str(": ");
+        }
+        s.push_str(&m);
+    }
+    s
 }
 
 /// Restores the default SIGPIPE action so that writing to a closed pipe ends the process

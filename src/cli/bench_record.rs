@@ -104,6 +104,7 @@ pub fn main(a: BenchRecordArgs) -> Result<i32> {
         step_overhead_ms: Some(a.step_overhead_ms),
         time_scale: 1.0,
         tokenizer: None,
+        max_model_len: None,
     };
     let (opts, summary) = options(&serve_args)?;
     let sim_cfg = opts.cfg.clone();

@@ -7,7 +7,7 @@ use clap::{Args, ValueEnum};
 use simfid::fidelity::{
     AssertOptions, CompareOptions, Criterion, MetricDef, NoiseFloor, Slo, Verdict, Window, compare,
 };
-use simfid::fixture::{Run, read_any};
+use simfid::fixture::{Run, read_any_checked};
 
 use super::exit;
 
@@ -27,6 +27,10 @@ pub struct CompareArgs {
     pub sim: PathBuf,
     /// The real run (same formats).
     pub real: PathBuf,
+    /// Refuse a run file whose last line is cut off (a recorder that stopped mid-write)
+    /// instead of reading the requests before it with a warning.
+    #[arg(long)]
+    pub strict: bool,
     /// Report options.
     #[command(flatten)]
     pub opts: ReportOpts,
@@ -114,14 +118,20 @@ fn parse_window(s: &str) -> Result<Window, String> {
     Ok(Window { start_s, end_s })
 }
 
-fn load(path: &Path) -> Result<Run> {
-    Ok(read_any(path)?.0)
+fn load(path: &Path, strict: bool) -> Result<Run> {
+    let (run, _, info) = read_any_checked(path)?;
+    if strict {
+        info.refuse(path)?;
+    } else if let Some(p) = info.problem(path, run.requests.len()) {
+        eprintln!("simfid: warning: {p}; --strict refuses such a file");
+    }
+    Ok(run)
 }
 
 /// Runs `simfid compare`; returns the exit code.
 pub fn main(a: CompareArgs) -> Result<i32> {
-    let sim = load(&a.sim)?;
-    let real = load(&a.real)?;
+    let sim = load(&a.sim, a.strict)?;
+    let real = load(&a.real, a.strict)?;
     report(
         &sim,
         &real,
@@ -172,7 +182,17 @@ pub fn report(
         slo,
         ..opts.compare.clone()
     };
-    let report = compare(sim, real, &copts)?;
+    let report = compare(sim, real, &copts).map_err(|e| match e {
+        // The library's message names its own option; on the command line it is a flag.
+        simfid::fidelity::FidelityError::WorkloadMismatch { sim, real, details } => {
+            anyhow::anyhow!(
+                "{sim} and {real} are not the same workload: {}; compare anyway with \
+                 --allow-mismatch",
+                details.join("; ")
+            )
+        }
+        e => e.into(),
+    })?;
     for w in &report.warnings {
         eprintln!("simfid: warning: {w}");
     }
@@ -181,7 +201,7 @@ pub fn report(
     } else {
         let mut repeats = vec![real.clone()];
         for p in &a.noise {
-            repeats.push(load(p)?);
+            repeats.push(load(p, false)?);
         }
         Some(NoiseFloor::from_repeats(&repeats, &copts.metrics)?)
     };

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::{Args, ValueEnum};
 use simfid::fidelity::metric::{arrivals_known, token_times_known};
-use simfid::fixture::{read_any, read_run, write_run, write_vllm_bench};
+use simfid::fixture::{read_any_checked, read_run, write_run, write_vllm_bench};
 
 /// Formats `simfid export` writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -36,11 +36,18 @@ pub struct ImportArgs {
     /// The simfid run file to write.
     #[arg(short, long)]
     pub output: PathBuf,
+    /// Refuse a run file whose last line is cut off (a recorder that stopped mid-write)
+    /// instead of importing the requests before it with a warning.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 /// Runs `simfid export`.
 pub fn export(a: ExportArgs) -> Result<i32> {
-    let (run, _) = read_run(&a.run)?;
+    let (run, info) = read_run(&a.run)?;
+    if let Some(p) = info.problem(&a.run, run.requests.len()) {
+        eprintln!("simfid: warning: {p}");
+    }
     match a.to {
         ExportFormat::VllmBench => write_vllm_bench(&a.output, &run)?,
     }
@@ -54,7 +61,12 @@ pub fn export(a: ExportArgs) -> Result<i32> {
 
 /// Runs `simfid import`.
 pub fn import(a: ImportArgs) -> Result<i32> {
-    let (run, fmt) = read_any(&a.input)?;
+    let (run, fmt, info) = read_any_checked(&a.input)?;
+    if a.strict {
+        info.refuse(&a.input)?;
+    } else if let Some(p) = info.problem(&a.input, run.requests.len()) {
+        eprintln!("simfid: warning: {p}; --strict refuses such a file");
+    }
     write_run(&a.output, &run)?;
     eprintln!(
         "simfid: imported {} requests from {} ({}) into {}",

@@ -23,6 +23,9 @@ pub mod exit {
     pub const BAD_INPUT: i32 = 2;
     /// The simulation stalled: requests were left unfinished (outputs are still written).
     pub const STALLED: i32 = 3;
+    /// `simfid record`: more requests failed than `--max-failed-fraction` allows (the fixture
+    /// is written, every failure in it).
+    pub const REQUESTS_FAILED: i32 = 4;
     /// `simfid record` was interrupted (ctrl-C) before every request was sent; the fixture
     /// holds every request, the unsent ones as errors (128 + SIGINT, as shells report it).
     pub const INTERRUPTED: i32 = 130;

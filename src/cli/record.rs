@@ -79,6 +79,10 @@ pub struct RecordArgs {
     /// Sleep to each send time without the final 0.3 ms spin (less CPU, ~0.1 ms later).
     #[arg(long)]
     pub coarse_send: bool,
+    /// Fraction of requests (0 to 1) allowed to fail before the exit code says so: with more
+    /// failures than this, `simfid record` exits with 4 (the fixture is written either way).
+    #[arg(long, default_value_t = 0.0)]
+    pub max_failed_fraction: f64,
     #[command(flatten)]
     pub arrivals: ArrivalArgs,
 }
@@ -111,6 +115,12 @@ pub fn main(a: RecordArgs) -> Result<i32> {
     }
     if !(a.timeout.is_finite() && a.timeout > 0.0) {
         bail!("--timeout must be > 0 seconds");
+    }
+    if !(0.0..=1.0).contains(&a.max_failed_fraction) {
+        bail!(
+            "--max-failed-fraction must be between 0 and 1 (got {})",
+            a.max_failed_fraction
+        );
     }
     let mode = PromptMode::parse(&a.prompt_mode)?;
     let tokenizer = match &a.tokenizer {
@@ -317,11 +327,18 @@ async fn run(
         .map_err(|_| anyhow::anyhow!("the fixture writer panicked"))?
         .with_context(|| format!("writing {}", out_path.display()))?;
     finished.sort_by_key(|r| r.id);
-    print_summary(&finished, outcome.duration_s);
-    println!(
-        "simfid record: wrote {} ({written} requests)",
+    let mut text = summary(&finished, outcome.duration_s);
+    text.push_str(&format!(
+        "simfid record: wrote {} ({written} requests)\n",
         out_path.display()
-    );
+    ));
+    // SIGPIPE is not fatal here (network writes): a closed stdout must not end the run
+    // either, so the summary's write errors are ignored (broken pipe is success).
+    {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+    }
     if outcome.interrupted {
         eprintln!(
             "simfid record: interrupted: {} requests were not sent (kept in the fixture as errors)",
@@ -329,7 +346,26 @@ async fn run(
         );
         return Ok(super::exit::INTERRUPTED);
     }
+    let failed = finished.iter().filter(|r| !r.ok()).count();
+    if let Some(line) = failure_verdict(failed, finished.len(), a.max_failed_fraction) {
+        eprintln!("simfid record: {line}");
+        return Ok(super::exit::REQUESTS_FAILED);
+    }
     Ok(0)
+}
+
+/// The line explaining a non-zero exit when more than `max_fraction` of `total` requests
+/// failed, or `None` when the run is within the tolerance.
+pub fn failure_verdict(failed: usize, total: usize, max_fraction: f64) -> Option<String> {
+    let fraction = failed as f64 / total.max(1) as f64;
+    (failed > 0 && fraction > max_fraction).then(|| {
+        format!(
+            "{failed} of {total} requests failed ({:.1}%), more than --max-failed-fraction {max_fraction} \
+             allows; exit code {}",
+            fraction * 100.0,
+            super::exit::REQUESTS_FAILED
+        )
+    })
 }
 
 fn ms(x: Option<f64>) -> String {
@@ -391,8 +427,10 @@ impl RunLatencies {
     }
 }
 
-/// Prints the end-of-run table.
-pub fn print_summary(runs: &[RequestRun], duration_s: f64) {
+/// The end-of-run table, as text for stdout.
+pub fn summary(runs: &[RequestRun], duration_s: f64) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
     let ok = runs.iter().filter(|r| r.ok()).count();
     let unsent = runs.iter().filter(|r| r.sent.is_none()).count();
     let failed = runs.len() - ok - unsent;
@@ -402,14 +440,16 @@ pub fn print_summary(runs: &[RequestRun], duration_s: f64) {
         .map(|r| u64::from(r.received_tokens()))
         .sum();
     let chunks: usize = runs.iter().map(|r| r.chunks.len()).sum();
-    println!(
+    let _ = writeln!(
+        out,
         "simfid record: {} requests: {ok} ok, {failed} failed, {unsent} not sent; {chunks} chunks, \
          {tokens} output tokens in {duration_s:.2} s ({:.1} tokens/s)",
         runs.len(),
         tokens as f64 / duration_s.max(1e-9)
     );
     let l = RunLatencies::of(runs);
-    println!(
+    let _ = writeln!(
+        out,
         "{:<22} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8}",
         "metric (ms)", "mean", "p50", "p90", "p99", "max", "n"
     );
@@ -425,7 +465,8 @@ pub fn print_summary(runs: &[RequestRun], duration_s: f64) {
             .iter()
             .copied()
             .fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))));
-        println!(
+        let _ = writeln!(
+            out,
             "{name:<22} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8}",
             ms(mean),
             ms(quantile(v, 0.5)),
@@ -443,10 +484,11 @@ pub fn print_summary(runs: &[RequestRun], duration_s: f64) {
         }
     }
     for (kind, n) in &errors {
-        println!("error: {n} × {kind}");
+        let _ = writeln!(out, "error: {n} × {kind}");
     }
     if let Some(r) = runs.iter().find(|r| r.error.is_some()) {
-        println!(
+        let _ = writeln!(
+            out,
             "first error (request {}): {}",
             r.id,
             r.error.as_deref().unwrap_or_default()
@@ -460,6 +502,7 @@ pub fn print_summary(runs: &[RequestRun], duration_s: f64) {
         }
     }
     for (kind, n) in &warnings {
-        println!("warning: {n} requests: {kind}");
+        let _ = writeln!(out, "warning: {n} requests: {kind}");
     }
+    out
 }

@@ -61,9 +61,14 @@ pub struct ServeArgs {
     /// Wall seconds per simulated second (2 = half speed).
     #[arg(long, default_value_t = 1.0)]
     pub time_scale: f64,
-    /// Count string prompts with this tokenizer.json instead of counting words.
+    /// Count string prompts with this tokenizer.json instead of counting words (and stream
+    /// outputs as whole tokens of it).
     #[arg(long)]
     pub tokenizer: Option<PathBuf>,
+    /// Longest prompt + output in tokens (default: the model's max_position_embeddings);
+    /// longer requests get HTTP 400, as from vLLM.
+    #[arg(long)]
+    pub max_model_len: Option<u32>,
 }
 
 /// Builds the server options from the flags.
@@ -110,6 +115,15 @@ pub fn options(a: &ServeArgs) -> Result<(ServeOptions, String)> {
         None => None,
     };
     let name = a.served_model_name.clone().unwrap_or(model.name.clone());
+    let max_model_len = match (a.max_model_len, model.max_position_embeddings) {
+        (Some(0), _) => bail!("--max-model-len must be at least 1"),
+        (Some(n), _) => n,
+        (None, 0) => bail!(
+            "{}: the model config gives no max_position_embeddings: pass --max-model-len",
+            model.name
+        ),
+        (None, n) => n,
+    };
     let plan = simfid::sim::memory_plan(&cfg)?;
     let description = serde_json::json!({
         "kv_blocks": plan.num_blocks,
@@ -121,6 +135,7 @@ pub fn options(a: &ServeArgs) -> Result<(ServeOptions, String)> {
         "execution_time_model": exec_desc,
         "time_scale": a.time_scale,
         "prompt_tokens": if a.tokenizer.is_some() { "tokenizer" } else { "words (or token-id list length)" },
+        "max_model_len": max_model_len,
     });
     let summary = format!(
         "{} on {} ({} scheduler), execution time: {exec_desc}, time scale {}",
@@ -137,6 +152,7 @@ pub fn options(a: &ServeArgs) -> Result<(ServeOptions, String)> {
             time_scale: a.time_scale,
             tokenizer,
             description,
+            max_model_len,
         },
         summary,
     ))
@@ -153,6 +169,12 @@ pub fn main(a: ServeArgs) -> Result<i32> {
         let server = Server::bind(&format!("{}:{}", a.host, a.port), opts).await?;
         let addr = server.local_addr()?;
         eprintln!("simfid serve: {summary}");
+        if a.tokenizer.is_none() {
+            eprintln!(
+                "simfid serve: string prompts are counted as words (token-id lists exactly); \
+                 pass --tokenizer tokenizer.json for clients that send text"
+            );
+        }
         // Exactly one line on stdout, once the socket accepts connections.
         let mut out = std::io::stdout().lock();
         writeln!(out, "simfid serve: listening on http://{addr}/v1")?;

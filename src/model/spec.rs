@@ -320,6 +320,26 @@ impl ModelSpec {
         if p.is_file() {
             return Self::from_hf_config(p, None);
         }
+        // A path (not a model name): say that the file is missing, not that the model is
+        // unknown. Built-in names have one slash (`org/name`) and never end in `.json`.
+        let looks_like_path = name_or_path.ends_with(".json")
+            || name_or_path.starts_with(['.', '/', '~'])
+            || p.is_dir()
+            || name_or_path.matches('/').count() > 1;
+        if looks_like_path && Self::builtin(name_or_path).is_err() {
+            let missing = if p.is_dir() {
+                p.join("config.json")
+            } else {
+                p.to_path_buf()
+            };
+            return Err(Error::io(
+                missing,
+                std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "no such model config (config.json) file",
+                ),
+            ));
+        }
         Self::builtin(name_or_path)
     }
 

@@ -61,7 +61,7 @@ pub struct RequestContext<'a> {
     pub tokenizer: Option<&'a TokenCounter>,
 }
 
-/// Shortens `s` to at most [`EXCERPT`] characters, on one line.
+/// Shortens `s` to at most 300 characters (`EXCERPT`), on one line.
 pub fn excerpt(s: &str) -> String {
     let one_line: String = s
         .chars()

@@ -47,6 +47,15 @@ pub enum TokenEvent {
     Failed(String),
 }
 
+/// What the HTTP side tells the engine.
+#[derive(Debug)]
+pub enum EngineMsg {
+    /// A request to simulate.
+    New(NewRequest),
+    /// The client of request `id` went away: abort it, as vLLM does.
+    Abort(u64),
+}
+
 /// A request for the engine.
 #[derive(Debug)]
 pub struct NewRequest {
@@ -64,6 +73,8 @@ pub type ExecFactory =
 
 struct Fanout<'m> {
     streams: &'m mut HashMap<u64, UnboundedSender<TokenEvent>>,
+    /// Requests whose stream is gone (the client went away): to abort.
+    gone: &'m mut Vec<u64>,
 }
 
 impl RecordSink for Fanout<'_> {
@@ -77,9 +88,12 @@ impl RecordSink for Fanout<'_> {
     }
 
     fn token(&mut self, id: u64, index: u32, t: f64) {
-        if let Some(s) = self.streams.get(&id) {
-            // A client that went away is not an error: the simulated request runs on.
-            let _ = s.send(TokenEvent::Token { index, t });
+        if let Some(s) = self.streams.get(&id)
+            && s.send(TokenEvent::Token { index, t }).is_err()
+        {
+            // The client went away: the request is aborted once this step is over.
+            self.streams.remove(&id);
+            self.gone.push(id);
         }
     }
 }
@@ -96,7 +110,7 @@ pub fn run(
     exec: ExecFactory,
     t0: Instant,
     scale: f64,
-    rx: Receiver<NewRequest>,
+    rx: Receiver<EngineMsg>,
     ready: std::sync::mpsc::Sender<std::result::Result<(), String>>,
 ) {
     let exec = match exec() {
@@ -138,10 +152,11 @@ fn serve_loop(
     mut sim: Simulator<'_>,
     origin: Instant,
     scale: f64,
-    rx: &Receiver<NewRequest>,
+    rx: &Receiver<EngineMsg>,
     next_id: &mut u64,
 ) -> std::result::Result<(), String> {
     let mut streams: HashMap<u64, UnboundedSender<TokenEvent>> = HashMap::new();
+    let mut gone: Vec<u64> = Vec::new();
     let mut last_arrival = 0.0f64;
     loop {
         let msg = match sim.next_event_time() {
@@ -161,7 +176,18 @@ fn serve_loop(
         };
         let now = origin.elapsed().as_secs_f64() / scale;
         let mut pending = msg;
-        while let Some(m) = pending.take() {
+        while let Some(msg) = pending.take() {
+            pending = rx.try_recv().ok();
+            let m = match msg {
+                EngineMsg::New(m) => m,
+                EngineMsg::Abort(id) => {
+                    // A finished request's stream is already gone from the map.
+                    if streams.remove(&id).is_some() {
+                        sim.abort_request(id);
+                    }
+                    continue;
+                }
+            };
             let arrival_s = now.max(sim.now()).max(last_arrival);
             let spec = RequestSpec {
                 id: *next_id,
@@ -175,23 +201,32 @@ fn serve_loop(
             {
                 Ok(()) => {
                     last_arrival = arrival_s;
-                    let _ = m.events.send(TokenEvent::Admitted {
+                    let admitted = m.events.send(TokenEvent::Admitted {
                         id: *next_id,
                         arrival_s,
                     });
-                    streams.insert(*next_id, m.events);
+                    if admitted.is_ok() {
+                        streams.insert(*next_id, m.events);
+                    } else {
+                        // The client left before its request was admitted.
+                        sim.abort_request(*next_id);
+                    }
                     *next_id += 1;
                 }
                 Err(e) => {
                     let _ = m.events.send(TokenEvent::Rejected(e.to_string()));
                 }
             }
-            pending = rx.try_recv().ok();
         }
         let mut sink = Fanout {
             streams: &mut streams,
+            gone: &mut gone,
         };
-        if let Err(e) = sim.advance_until(now, &mut sink) {
+        let advanced = sim.advance_until(now, &mut sink);
+        for id in gone.drain(..) {
+            sim.abort_request(id);
+        }
+        if let Err(e) = advanced {
             let msg = format!("simulation failed: {e}");
             for (_, s) in streams.drain() {
                 let _ = s.send(TokenEvent::Failed(msg.clone()));

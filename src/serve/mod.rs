@@ -9,11 +9,20 @@
 //!
 //! Each request joins the simulated engine at its wall-clock arrival time, its prompt length
 //! being the prompt's tokens (words of a string prompt, the length of a token-id list, or the
-//! count of a given tokenizer) and its output length `max_tokens` (default 16); its tokens are
-//! streamed at their simulated times. Endpoints: `GET /v1/models`, `POST /v1/completions`
-//! (streaming with `stream: true`, `stream_options.include_usage` honoured, else one JSON
-//! answer at the end), `GET /health`. Unknown request fields are accepted and ignored
-//! (`ignore_eos` among them: simulated outputs always run to `max_tokens`).
+//! count of a given tokenizer; for chat, the messages rendered with a ChatML template) and its
+//! output length `max_tokens` (default 16); its tokens are streamed at their simulated times,
+//! each a whole token of the given tokenizer (else a word). Endpoints: `GET /v1/models`,
+//! `POST /v1/completions` and `POST /v1/chat/completions` (streaming with `stream: true`,
+//! `stream_options.include_usage` honoured, else one JSON answer at the end), `GET /health`.
+//!
+//! As vLLM: a request for another model than the served one gets HTTP 404, one longer than
+//! the context (`max_model_len`) HTTP 400, both with OpenAI-shaped error bodies; a client
+//! that goes away has its request aborted (it stops taking simulated resources at its next
+//! step; not under the FasterTransformer scheduler, whose static batches run to their end). `stop` strings are honoured (the output text is known in advance: the request is
+//! simulated up to the token that completes the first stop string, `finish_reason: stop`);
+//! `n` other than 1 and `echo: true` are refused with HTTP 400. Other unknown fields are
+//! accepted and ignored (`ignore_eos` among them: simulated outputs always run to
+//! `max_tokens`).
 //!
 //! Principal items: [`ServeOptions`], [`Server::bind`], [`Server::run`].
 
@@ -26,7 +35,7 @@ use std::time::Instant;
 use crate::error::{Error, Result};
 use crate::sim::SimConfig;
 use crate::tokenize::TokenCounter;
-pub use engine::{ExecFactory, NewRequest, TokenEvent};
+pub use engine::{EngineMsg, ExecFactory, NewRequest, TokenEvent};
 
 /// What the server simulates and how it presents itself.
 pub struct ServeOptions {
@@ -42,6 +51,9 @@ pub struct ServeOptions {
     pub tokenizer: Option<Arc<TokenCounter>>,
     /// Facts reported by `/v1/models` under `simfid` (engine description).
     pub description: serde_json::Value,
+    /// Longest prompt + output a request may ask for (vLLM's `max_model_len`; the model's
+    /// `max_position_embeddings` by default); longer requests get vLLM's HTTP 400.
+    pub max_model_len: u32,
 }
 
 /// A bound server, ready to run.
@@ -79,6 +91,17 @@ impl Server {
             Ok(Err(e)) => return Err(Error::Config(e)),
             Err(_) => return Err(Error::Config("the engine thread died".into())),
         }
+        if opts.max_model_len == 0 {
+            return Err(Error::Config(
+                "the maximum context length must be at least 1 token".into(),
+            ));
+        }
+        // Output tokens as whole tokens of the tokenizer, so that a client counting the
+        // streamed text with the same tokenizer counts what the usage says.
+        let pieces = match &opts.tokenizer {
+            Some(t) => Some(t.single_token_words()?.to_vec()),
+            None => None,
+        };
         let created = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -90,6 +113,8 @@ impl Server {
             created,
             description: opts.description,
             next: std::sync::atomic::AtomicU64::new(0),
+            max_model_len: opts.max_model_len,
+            pieces,
         });
         Ok(Server { listener, state })
     }

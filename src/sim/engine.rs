@@ -267,6 +267,30 @@ impl<'a> Simulator<'a> {
         Ok(())
     }
 
+    /// Online use: request `id`'s client went away. As vLLM aborts such a request, it stops
+    /// taking resources: it ends at its next step (see `Request::abort`), or, not arrived yet,
+    /// arrives as a 1-token prompt and output. Its record is still passed to the sink when it
+    /// ends. Returns false when no unfinished request has this id, and under the
+    /// FasterTransformer scheduler, whose static batches (bug-compatible with Vidur) would
+    /// keep an early finisher's KV blocks: there the request runs to its end.
+    pub fn abort_request(&mut self, id: u64) -> bool {
+        if self.cfg.scheduler.kind == super::config::ReplicaSchedulerKind::FasterTransformer {
+            return false;
+        }
+        if let Some(s) = self.online.iter_mut().find(|s| s.id == id) {
+            s.prefill_tokens = 1;
+            s.decode_tokens = 1;
+            return true;
+        }
+        match self.reqs.iter_mut().find(|r| r.alive && r.id == id) {
+            Some(r) => {
+                r.abort();
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Online use: time of the next event (arrival or engine event), if any.
     pub fn next_event_time(&self) -> Option<f64> {
         if !self.now_queue.is_empty() {

@@ -134,6 +134,23 @@ impl Request {
         }
     }
 
+    /// Online use: the client went away (vLLM aborts such a request). The request is cut
+    /// short so that it stops taking resources at its next step, which every scheduler already
+    /// handles as a completion: a request decoding ends with its next output token, one in
+    /// the middle of its prompt with the prompt's token, and one never scheduled shrinks to a
+    /// 1-token prompt and output (it leaves at its first step).
+    pub fn abort(&mut self) {
+        if self.prefill_complete {
+            let produced = self.processed - self.prefill;
+            self.decode = self.decode.min(produced + 1);
+        } else if self.processed == 0 && !self.scheduled && self.blocks.is_none() {
+            self.prefill = 1;
+            self.decode = 1;
+        } else {
+            self.decode = 1;
+        }
+    }
+
     /// Vidur's `Request.restart`: tokens generated so far are re-prefilled.
     pub fn restart(&mut self) {
         let total = self.prefill + self.decode;

@@ -82,6 +82,13 @@ impl TokenCounter {
         Ok(enc.len() as u32)
     }
 
+    /// Single-token words (` word`, leading space included) that stay one token each when
+    /// strung together in any order: text that a simulated server can stream one whole token
+    /// at a time, so that [`count_output`](Self::count_output) counts what it streamed.
+    pub fn single_token_words(&self) -> Result<&[String]> {
+        self.fillers()
+    }
+
     /// Vocabulary size, added tokens included.
     pub fn vocab_size(&self) -> usize {
         self.inner.get_vocab_size(true)

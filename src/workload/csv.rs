@@ -129,7 +129,7 @@ pub fn read_trace_replay(
     options: &TraceReplayOptions,
 ) -> Result<Workload> {
     let mut table = Table::open(reader, name.as_ref())?;
-    trace_replay(&mut table, options)
+    trace_replay(&mut table, options, false)
 }
 
 /// Reads either format, telling them apart by the header: a file with an `arrived_at` column is
@@ -150,7 +150,7 @@ pub fn read_workload(
 ) -> Result<CsvWorkload> {
     let mut table = Table::open(reader, name.as_ref())?;
     if table.column(ARRIVED_AT).is_some() {
-        return trace_replay(&mut table, options).map(CsvWorkload::TraceReplay);
+        return trace_replay(&mut table, options, true).map(CsvWorkload::TraceReplay);
     }
     let cols = table.require(&[PREFILL, DECODE]).map_err(|_| {
         Error::csv(
@@ -163,7 +163,7 @@ pub fn read_workload(
         )
     })?;
     table
-        .rows(|t, rec| Ok((t.number(rec, cols[0])?, t.number(rec, cols[1])?)))
+        .rows(|t, rec| Ok((t.tokens(rec, cols[0])?, t.tokens(rec, cols[1])?)))
         .map(CsvWorkload::Lengths)
 }
 
@@ -207,15 +207,24 @@ fn open(path: &Path) -> Result<File> {
     File::open(path).map_err(|e| Error::io(path, e))
 }
 
-fn trace_replay(table: &mut Table<impl Read>, options: &TraceReplayOptions) -> Result<Workload> {
+/// `exact_tokens`: a token field below 1 is an error (simfid's own workloads), instead of
+/// being clipped to 1 as Vidur's generator does.
+fn trace_replay(
+    table: &mut Table<impl Read>,
+    options: &TraceReplayOptions,
+    exact_tokens: bool,
+) -> Result<Workload> {
     options.validate()?;
     let cols = table.require(&[ARRIVED_AT, PREFILL, DECODE])?;
     let max = i64::from(options.max_tokens);
     let mut next_id = 0u64;
     let requests = table.rows(|t, rec| {
         let arrived = t.number(rec, cols[0])?;
-        let p_raw = t.number(rec, cols[1])?;
-        let d_raw = t.number(rec, cols[2])?;
+        let (p_raw, d_raw) = if exact_tokens {
+            (t.tokens(rec, cols[1])?, t.tokens(rec, cols[2])?)
+        } else {
+            (t.number(rec, cols[1])?, t.number(rec, cols[2])?)
+        };
         // Truncation like pandas' astype(int), then clip(lower=1).
         let p = ((p_raw * options.prefill_scale).trunc() as i64).max(1);
         let d = ((d_raw * options.decode_scale).trunc() as i64).max(1);
@@ -348,6 +357,23 @@ impl<'p, R: Read> Table<'p, R> {
         }
     }
 
+    /// [`number`](Self::number) of a token count: at least 1 (a request without a prompt
+    /// token or an output token cannot be sent, and silently making it 1 would change the
+    /// workload).
+    fn tokens(&self, rec: &::csv::StringRecord, col: usize) -> Result<f64> {
+        let v = self.number(rec, col)?;
+        if v < 1.0 {
+            return Err(self.error(
+                rec,
+                format!(
+                    "column `{}` is {v}: every request needs at least 1 token",
+                    self.header[col]
+                ),
+            ));
+        }
+        Ok(v)
+    }
+
     fn error(&self, rec: &::csv::StringRecord, message: String) -> Error {
         let line = rec.position().map_or(0, |p| p.line());
         Error::csv(self.path, line, message)
@@ -456,6 +482,31 @@ mod tests {
         assert!(e.to_string().starts_with("t.csv:1: empty file"), "{e}");
         let e = read_lengths_csv("/nonexistent/simfid/x.csv").unwrap_err();
         assert!(matches!(e, Error::Io { .. }));
+    }
+
+    /// Issue 13: a 0-token field in simfid's own workload files is an error naming the
+    /// file and line (it used to become 1 silently); Vidur's reader keeps clipping it.
+    #[test]
+    fn zero_token_fields_are_errors_naming_the_line() {
+        let o = TraceReplayOptions::exact();
+        for text in [
+            "arrived_at,num_prefill_tokens,num_decode_tokens\n0,5,3\n0.1,5,0\n",
+            "num_prefill_tokens,num_decode_tokens\n5,3\n0,2\n",
+        ] {
+            let e = read_workload(text.as_bytes(), "w.csv", &o).unwrap_err();
+            let msg = e.to_string();
+            assert!(msg.starts_with("w.csv:3: column `num_"), "{msg}");
+            assert!(
+                msg.contains("is 0: every request needs at least 1 token"),
+                "{msg}"
+            );
+        }
+        let w = replay(
+            "arrived_at,num_prefill_tokens,num_decode_tokens\n0,5,0\n",
+            &TraceReplayOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(w.requests[0].decode_tokens, 1);
     }
 
     #[test]

@@ -288,6 +288,11 @@ fn different_workloads_are_refused_unless_allowed() {
             e.contains("not the same workload") && e.contains(what),
             "{name}: {e}"
         );
+        // Issue 13: the command line names its flag, not the library's option.
+        assert!(
+            e.contains("--allow-mismatch") && !e.contains("CompareOptions"),
+            "{e}"
+        );
         let out = simfid(
             &dir,
             &[

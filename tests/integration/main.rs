@@ -8,15 +8,21 @@ mod fidelity_stats;
 #[cfg(feature = "cli")]
 mod fixture_codec;
 mod fixture_convert;
+#[cfg(feature = "cli")]
+mod fixture_cut;
 mod golden_fidelity;
 mod hf_cb;
 mod invariants;
 #[cfg(feature = "cli")]
 mod loopback;
 #[cfg(feature = "cli")]
+mod record_exit;
+#[cfg(feature = "cli")]
 mod record_robustness;
 #[cfg(feature = "cli")]
 mod record_serve;
+#[cfg(feature = "cli")]
+mod serve_openai;
 mod shared;
 mod step_profile;
 #[cfg(feature = "cli")]

@@ -35,7 +35,9 @@ fn serial_failures_are_recorded_per_request_and_the_run_completes() {
     let took = start.elapsed().as_secs_f64();
     let stdout = String::from_utf8_lossy(&res.stdout);
     let stderr = String::from_utf8_lossy(&res.stderr);
-    assert!(res.status.success(), "{stdout}\n{stderr}");
+    // 8 of 12 requests failed: exit code 4 (issue 13), with a line saying so.
+    assert_eq!(res.status.code(), Some(4), "{stdout}\n{stderr}");
+    assert!(stderr.contains("8 of 12 requests failed"), "{stderr}");
     // The stalled requests end at their 1 s timeout, not at the server's 30 s.
     assert!(took < 10.0, "took {took} s");
     let (run, info) = read_run(&out).unwrap();
