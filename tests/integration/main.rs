@@ -17,6 +17,7 @@ mod loopback;
 mod record_robustness;
 #[cfg(feature = "cli")]
 mod record_serve;
+mod run_builder;
 mod shared;
 mod step_profile;
 #[cfg(feature = "cli")]
