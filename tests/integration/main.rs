@@ -23,4 +23,5 @@ mod step_profile;
 #[cfg(feature = "cli")]
 mod trace_workloads;
 mod vidur_parity;
+mod vidur_profile;
 mod vidur_vs_simfid;
