@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
+use proptest::prelude::*;
 use simfid::Error;
 use simfid::exec::roofline::Roofline;
 use simfid::fidelity::metric::TOKEN_TIMES_KEY;
@@ -493,5 +494,53 @@ fn validate_accepts_every_golden_simulation_and_vidur_import() {
     for r in ["a", "d"] {
         let path = shared::vidur_run(r).join("request_metrics.csv.gz");
         read_vidur_csv(&path).unwrap().validate().unwrap();
+    }
+}
+
+proptest! {
+    /// Whatever numbers another simulator hands over, a run the builder accepts passes
+    /// `Run::validate` and never gives a negative TTFT, ITL, TPOT or E2E; and token times in
+    /// order, not before the arrival, are always accepted.
+    #[test]
+    fn accepted_runs_never_give_negative_latencies(
+        requests in prop::collection::vec(
+            (0.0..100.0f64, prop::collection::vec(-10.0..200.0f64, 1..6)),
+            1..8,
+        ),
+        sorted in any::<bool>(),
+        unit in prop_oneof![Just(TimeUnit::Seconds), Just(TimeUnit::Milliseconds)],
+        origin in prop_oneof![Just(TimeOrigin::RunStart), Just(TimeOrigin::Arrival)],
+    ) {
+        let mut well_formed = true;
+        let results: Vec<RequestResult> = requests
+            .iter()
+            .enumerate()
+            .map(|(i, (arrival, times))| {
+                let mut times = times.clone();
+                if sorted {
+                    times.sort_by(f64::total_cmp);
+                }
+                let floor = match origin {
+                    TimeOrigin::RunStart => *arrival,
+                    TimeOrigin::Arrival => 0.0,
+                };
+                well_formed &= times.is_sorted() && times[0] >= floor;
+                RequestResult::new(i as u64, *arrival, 10, times.len() as u32).token_times(times)
+            })
+            .collect();
+        let built = RunBuilder::new(meta()).unit(unit).origin(origin).requests(results).build();
+        match built {
+            Err(e) => prop_assert!(!well_formed, "well-formed input refused: {e}"),
+            Ok(run) => {
+                prop_assert!(run.validate().is_ok());
+                let m = RunMetrics::compute(&run, &MetricOptions::default());
+                prop_assert_eq!(m.ok, requests.len());
+                for metric in [Metric::Ttft, Metric::Itl, Metric::Tpot, Metric::E2e] {
+                    for &x in m.samples(metric).unwrap() {
+                        prop_assert!(x >= 0.0, "{:?} {}", metric, x);
+                    }
+                }
+            }
+        }
     }
 }
