@@ -439,6 +439,10 @@ fn validate_refuses_hand_built_runs_that_cannot_be_measured() {
     reversed.chunks.reverse();
     let mut too_many = streamed(1, 2.0);
     too_many.chunks[2].n = 5;
+    let mut negative = streamed(1, 2.0);
+    negative.scheduled = -1.0;
+    let mut not_finite = streamed(1, 2.0);
+    not_finite.chunks[1].t = f64::NAN;
     for (r, prefix, fragment) in [
         (
             no_sent,
@@ -459,6 +463,16 @@ fn validate_refuses_hand_built_runs_that_cannot_be_measured() {
             too_many,
             "request 1: chunks: ",
             "7 tokens streamed for 3 output tokens",
+        ),
+        (
+            negative,
+            "request 1: scheduled: ",
+            "-1 s is before the run start",
+        ),
+        (
+            not_finite,
+            "request 1: chunks[1].t: ",
+            "NaN is not a finite time",
         ),
     ] {
         let err = run(r).validate().unwrap_err().to_string();
