@@ -75,6 +75,18 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
+    /// A request of a run is inconsistent: a time that is not finite, before the request was
+    /// sent or before an earlier token, or token counts that disagree with the chunks. Raised
+    /// by [`crate::fixture::Run::validate`] and [`crate::fixture::RunBuilder::build`].
+    #[error("request {id}: {field}: {message}")]
+    InvalidRequest {
+        /// The request id.
+        id: u64,
+        /// The field, as named by the caller's input (`token_times[3]`, `chunks[2].t`, …).
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
     /// A request can never be scheduled under the configuration (it would stall the replica).
     #[error("request {id} can never be scheduled: {reason}")]
     Unschedulable {
@@ -91,6 +103,15 @@ impl Error {
         Error::Io {
             path: path.into(),
             source,
+        }
+    }
+
+    /// An inconsistent request of a run: `field` names the field as the caller knows it.
+    pub fn invalid_request(id: u64, field: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::InvalidRequest {
+            id,
+            field: field.into(),
+            message: message.into(),
         }
     }
 

@@ -1,10 +1,6 @@
-//! Equality with Vidur's reference runs (`shared/vidur/runs/{a,b,c,d,e}`): the synthetic
-//! generator with [`RngKind::Vidur`] must produce every request Vidur simulated, arrival times
-//! bit-equal and token counts equal.
-//!
-//! The runs live outside the repository: set `SIMFID_SHARED` to the shared folder (the one that
-//! holds `vidur/runs`). Without it the tests print a note and pass, except under `CI=true`, where
-//! they fail.
+//! Equality with Vidur's reference runs (`fixtures/vidur/runs/{a,b,c,d,e}`, Vidur's own output
+//! committed gzipped; see its README): the synthetic generator with [`RngKind::Vidur`] must
+//! produce every request Vidur simulated, arrival times bit-equal and token counts equal.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -12,21 +8,18 @@ use std::path::{Path, PathBuf};
 use super::csv::read_lengths_csv;
 use super::{ArrivalSpec, LengthSpec, RequestSpec, RngKind, SyntheticSpec};
 
-/// The folder of one reference run, or `None` (after a printed note) when `SIMFID_SHARED` is
-/// unset outside CI.
-fn run_dir(run: &str) -> Option<PathBuf> {
-    match std::env::var_os("SIMFID_SHARED") {
-        Some(shared) => Some(Path::new(&shared).join("vidur/runs").join(run)),
-        None if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("SIMFID_SHARED must point to the shared folder (with vidur/runs) in CI")
-        }
-        None => {
-            eprintln!(
-                "note: SIMFID_SHARED is not set; skipping the comparison with Vidur run {run}"
-            );
-            None
-        }
-    }
+/// The folder of one reference run; panics naming the path when it is missing (the data is
+/// part of the repository).
+fn run_dir(run: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/vidur/runs")
+        .join(run);
+    assert!(
+        dir.is_dir(),
+        "Vidur reference run not found: {}",
+        dir.display()
+    );
+    dir
 }
 
 /// Reads a CSV file, gunzipping it when the name ends in `.gz`, into its header and rows.
@@ -65,13 +58,12 @@ fn column(header: &[String], name: &str) -> usize {
 /// Vidur's realised requests of a run, in id order: arrival times from
 /// `plots/request_arrival_time_series.csv` (one row per request, id order) and token counts from
 /// `request_metrics.csv`.
-fn vidur_requests(dir: &Path, gz: bool) -> Vec<RequestSpec> {
-    let suffix = if gz { ".gz" } else { "" };
-    let (h, rows) = read_table(&dir.join(format!("plots/request_arrival_time_series.csv{suffix}")));
+fn vidur_requests(dir: &Path) -> Vec<RequestSpec> {
+    let (h, rows) = read_table(&dir.join("plots/request_arrival_time_series.csv.gz"));
     let t = column(&h, "Time (sec)");
     let times: Vec<f64> = rows.iter().map(|r| r[t].parse().unwrap()).collect();
 
-    let (h, rows) = read_table(&dir.join(format!("request_metrics.csv{suffix}")));
+    let (h, rows) = read_table(&dir.join("request_metrics.csv.gz"));
     let (id, p, d) = (
         column(&h, "Request Id"),
         column(&h, "request_num_prefill_tokens"),
@@ -143,9 +135,8 @@ fn assert_same(run: &str, ours: &[RequestSpec], vidur: &[RequestSpec]) {
     }
 }
 
-fn check_uniform_run(run: &str, qps: f64, n: u64, gz: bool) {
-    let Some(dir) = run_dir(run) else { return };
-    let vidur = vidur_requests(&dir, gz);
+fn check_uniform_run(run: &str, qps: f64, n: u64) {
+    let vidur = vidur_requests(&run_dir(run));
     assert_eq!(vidur.len() as u64, n);
     let ours = uniform_poisson(qps, n).generate().unwrap();
     assert_same(run, &ours.requests, &vidur);
@@ -153,28 +144,28 @@ fn check_uniform_run(run: &str, qps: f64, n: u64, gz: bool) {
 
 #[test]
 fn run_a_uniform_poisson_2qps_2000_requests() {
-    check_uniform_run("a", 2.0, 2000, false);
+    check_uniform_run("a", 2.0, 2000);
 }
 
 #[test]
 fn run_b_same_workload_as_a() {
-    check_uniform_run("b", 2.0, 2000, false);
+    check_uniform_run("b", 2.0, 2000);
 }
 
 #[test]
 fn run_c_uniform_poisson_8qps() {
-    check_uniform_run("c", 8.0, 2000, false);
+    check_uniform_run("c", 8.0, 2000);
 }
 
 #[test]
 fn run_e_uniform_poisson_2qps_20000_requests() {
-    check_uniform_run("e", 2.0, 20_000, true);
+    check_uniform_run("e", 2.0, 20_000);
 }
 
 #[test]
 fn run_d_trace_lengths_poisson_1qps() {
-    let Some(dir) = run_dir("d") else { return };
-    let vidur = vidur_requests(&dir, false);
+    let dir = run_dir("d");
+    let vidur = vidur_requests(&dir);
     let rows = read_lengths_csv(dir.join("trace_50.csv")).unwrap();
     let spec = SyntheticSpec {
         length: LengthSpec::Trace {

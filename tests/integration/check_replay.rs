@@ -98,8 +98,7 @@ fn replay_under_the_generating_preset_is_exact() {
 fn check_cli_prints_the_compare_json() {
     let p = preset();
     let real = workload_run(&p);
-    let dir = std::env::temp_dir().join(format!("simfid-check-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = super::shared::scratch("simfid-check-");
     write_run(&dir.join("real.jsonl"), &real).unwrap();
     std::fs::write(dir.join("preset.json"), serde_json::to_string(&p).unwrap()).unwrap();
     let v = json_ok(
@@ -131,7 +130,6 @@ fn check_cli_prints_the_compare_json() {
         .unwrap();
     assert_eq!(unknown.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("unknown preset 'no-such-preset'"));
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 /// The preset with a CUDA-graph capture stall: the first step of every new shape costs 80 ms.
@@ -194,9 +192,7 @@ fn server_history_decides_the_capture_stalls() {
     let (_, cold_caps) = p.replay_served(&judged, &[]).unwrap();
     assert!(cold_caps > *caps, "{cold_caps} vs {caps}");
 
-    let dir = std::env::temp_dir().join(format!("simfid-history-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = super::shared::scratch("simfid-history-");
     write_run(&dir.join("warm.jsonl"), &warm).unwrap();
     write_run(&dir.join("judged.jsonl"), real).unwrap();
     std::fs::write(dir.join("preset.json"), serde_json::to_string(&p).unwrap()).unwrap();
@@ -238,7 +234,6 @@ fn server_history_decides_the_capture_stalls() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("gone.jsonl"));
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
@@ -275,16 +270,13 @@ fn a_declared_warm_up_is_simulated() {
         .unwrap();
     real.meta.source = simfid::fixture::Source::Real;
     real.meta.warmup = Some(line);
-    let dir = std::env::temp_dir().join(format!("simfid-warmup-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = super::shared::scratch("simfid-warmup-");
     write_run(&dir.join("real.jsonl"), &real).unwrap();
     std::fs::write(dir.join("preset.json"), serde_json::to_string(&p).unwrap()).unwrap();
     let auto = check_json(&dir, "real.jsonl", None);
     assert!(max_abs_rel_err(&auto) < 1e-9, "{}", max_abs_rel_err(&auto));
     let none = check_json(&dir, "real.jsonl", Some("none"));
     assert!(max_abs_rel_err(&none) > 0.01);
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
@@ -311,9 +303,7 @@ fn an_unknown_history_is_inferred_from_the_run() {
     );
     assert_eq!(new.len() as u64, caps, "every stalled first step is found");
     assert!(captured.len() > new.len());
-    let dir = std::env::temp_dir().join(format!("simfid-infer-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = super::shared::scratch("simfid-infer-");
     write_run(&dir.join("real.jsonl"), &real).unwrap();
     std::fs::write(dir.join("preset.json"), serde_json::to_string(&p).unwrap()).unwrap();
     // `auto` falls back to `infer`; the inferred capture state is the true one, so the replay
@@ -327,7 +317,6 @@ fn an_unknown_history_is_inferred_from_the_run() {
         e_infer < 1e-9 && e_none > 0.05,
         "infer {e_infer} vs none {e_none}"
     );
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
@@ -337,9 +326,7 @@ fn check_reads_a_plain_vllm_bench_json_like_the_fixture() {
     // the same report as on the fixture itself.
     let golden = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("golden/h100/qwen3-0.6b/hf-cb/s2/judge-poisson-3qps.jsonl");
-    let dir = std::env::temp_dir().join(format!("simfid-check-bench-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = super::shared::scratch("simfid-check-bench-");
     let bench = dir.join("bench.json");
     run_ok(
         simfid()
@@ -372,5 +359,4 @@ fn check_reads_a_plain_vllm_bench_json_like_the_fixture() {
             assert!((x - y).abs() < 1e-6, "{m} {q}: bench {x} vs fixture {y}");
         }
     }
-    std::fs::remove_dir_all(&dir).ok();
 }

@@ -1,5 +1,6 @@
 //! `simfid vidur` and `simfid simulate` from the command line: Vidur's flags reproduce Vidur's
-//! `request_metrics.csv` byte for byte; bad input exits 2 with a message that names the problem.
+//! `request_metrics.csv` byte for byte (Vidur's runs under `fixtures/vidur/`); bad input exits 2
+//! with a message that names the problem.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -14,22 +15,23 @@ fn simfid(args: &[&str], cwd: &Path) -> Output {
         .expect("run simfid")
 }
 
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("simfid-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+fn scratch(name: &str) -> shared::Scratch {
+    shared::scratch(&format!("simfid-cli-{name}-"))
 }
 
-/// The flags of a reference run's `command.sh`, with paths made absolute.
-fn vidur_flags(shared: &Path, run: &str) -> Vec<String> {
+/// The flags of a reference run's `command.sh`, with the run's own files (run d's length
+/// trace) pointing into `fixtures/vidur/runs/`. Its other paths (Vidur's operator profiles)
+/// are not read: the runs use `--simfid_prediction_tables`.
+fn vidur_flags(run: &str) -> Vec<String> {
+    let command = shared::vidur_run(run).join("command.sh");
     let text =
-        std::fs::read_to_string(shared.join("vidur/runs").join(run).join("command.sh")).unwrap();
+        std::fs::read_to_string(&command).unwrap_or_else(|e| panic!("{}: {e}", command.display()));
+    let runs = format!("{}/", shared::vidur("runs").display());
     let body = text.split("python -m vidur.main").nth(1).unwrap();
     let mut flags: Vec<String> = body
         .split_whitespace()
         .filter(|w| *w != "\\")
-        .map(|w| w.replace("shared/", &format!("{}/", shared.display())))
+        .map(|w| w.replace("shared/vidur/runs/", &runs))
         .collect();
     // Drop Vidur's cache and output folders: simfid writes its own output folder.
     for name in ["--metrics_config_cache_dir", "--metrics_config_output_dir"] {
@@ -56,12 +58,10 @@ fn only_file(dir: &Path, name: &str) -> PathBuf {
 }
 
 fn check_byte_identical(run: &str) {
-    let Some(shared) = shared::dir() else { return };
     let dir = scratch(&format!("vidur-{run}"));
     let mut args: Vec<String> = vec!["vidur".into()];
-    args.extend(vidur_flags(&shared, run));
-    let tables = shared
-        .join("vidur-data/predictions/a100_Meta-Llama-3-8B_tp1_pp1_proxy-attention_rf-n250-d16-s2");
+    args.extend(vidur_flags(run));
+    let tables = shared::vidur_tables();
     args.extend([
         "--metrics_config_output_dir".into(),
         "out".into(),
@@ -76,18 +76,11 @@ fn check_byte_identical(run: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
     let ours = std::fs::read(only_file(&dir.join("out"), "request_metrics.csv")).unwrap();
-    let vidur = std::fs::read(
-        shared
-            .join("vidur/runs")
-            .join(run)
-            .join("request_metrics.csv"),
-    )
-    .unwrap();
+    let vidur = shared::read_bytes(&shared::vidur_run(run).join("request_metrics.csv.gz"));
     assert!(
         ours == vidur,
         "run {run}: request_metrics.csv differs from Vidur's"
     );
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
@@ -101,8 +94,18 @@ fn vidur_flags_reproduce_run_b_byte_for_byte() {
 }
 
 #[test]
+fn vidur_flags_reproduce_run_c_overload_byte_for_byte() {
+    check_byte_identical("c");
+}
+
+#[test]
 fn vidur_flags_reproduce_run_d_trace_lengths_byte_for_byte() {
     check_byte_identical("d");
+}
+
+#[test]
+fn vidur_flags_reproduce_run_e_20000_requests_byte_for_byte() {
+    check_byte_identical("e");
 }
 
 #[test]
@@ -221,5 +224,4 @@ fn simulate_runs_on_builtin_defaults_and_reads_toml() {
     let out = simfid(&["simulate", "--config", "bad.toml"], &dir);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("bad.toml"));
-    std::fs::remove_dir_all(&dir).ok();
 }

@@ -56,7 +56,7 @@ fn stderr(o: &Output) -> String {
 }
 
 /// real: TTFT 1…101 ms, ITL 20 ms; sim: TTFT × 1.1, ITL 22 ms.
-fn pair(name: &str) -> std::path::PathBuf {
+fn pair(name: &str) -> super::shared::Scratch {
     let dir = scratch(name);
     write(&dir, "real.json", &bench_json(1.0, 20.0));
     write(&dir, "sim.json", &bench_json(1.1, 22.0));
@@ -461,12 +461,8 @@ fn golden_roofline_sarathi_vs_vllm_scheduler() {
 /// the fidelity engine sees parity, and ITL is "not available" on Vidur's side.
 #[test]
 fn golden_simfid_vs_vidur_reference_run_d() {
-    let Some(shared) = shared::dir() else { return };
-    let real = read_vidur_csv(&shared.join("vidur/runs/d/request_metrics.csv")).unwrap();
-    let tables = PredictionTables::load(&shared.join(
-        "vidur-data/predictions/a100_Meta-Llama-3-8B_tp1_pp1_proxy-attention_rf-n250-d16-s2",
-    ))
-    .unwrap();
+    let real = read_vidur_csv(&shared::vidur_run("d").join("request_metrics.csv.gz")).unwrap();
+    let tables = PredictionTables::load(&shared::vidur_tables()).unwrap();
     let model = ModelSpec::builtin("meta-llama/Meta-Llama-3-8B").unwrap();
     let exec = VidurModel::new(&tables, &model, 1, 1, &VidurPredictorConfig::default()).unwrap();
     let cfg = SimConfig::new(
@@ -485,8 +481,7 @@ fn golden_simfid_vs_vidur_reference_run_d() {
 /// pins how far a roofline is from Vidur's profiled execution times.
 #[test]
 fn golden_roofline_vs_vidur_reference_run_a() {
-    let Some(shared) = shared::dir() else { return };
-    let real = read_vidur_csv(&shared.join("vidur/runs/a/request_metrics.csv")).unwrap();
+    let real = read_vidur_csv(&shared::vidur_run("a").join("request_metrics.csv.gz")).unwrap();
     let model = ModelSpec::builtin("meta-llama/Meta-Llama-3-8B").unwrap();
     let device = DeviceSpec::builtin("a100").unwrap();
     let exec = Roofline::new(&model, &device, 1, 1).unwrap();

@@ -2,7 +2,7 @@
 //! round trip keep every number exactly; vLLM bench results and Vidur request_metrics.csv are
 //! imported with what they know and nothing more; `simfid import`/`export` on the command line.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use proptest::prelude::*;
@@ -14,12 +14,9 @@ use simfid::fixture::{
     write_run, write_vllm_bench,
 };
 
-/// A fresh scratch folder for one test.
-pub fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("simfid-it-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A fresh scratch folder for one test, removed when dropped.
+pub fn scratch(name: &str) -> super::shared::Scratch {
+    super::shared::scratch(&format!("simfid-it-{name}-"))
 }
 
 fn finite() -> impl Strategy<Value = f64> {
@@ -89,7 +86,6 @@ proptest! {
                 prop_assert_eq!(x.t.to_bits(), y.t.to_bits());
             }
         }
-        let _ = std::fs::remove_dir_all(dir);
     }
 }
 

@@ -21,6 +21,7 @@ mod record_exit;
 mod record_robustness;
 #[cfg(feature = "cli")]
 mod record_serve;
+mod run_builder;
 #[cfg(feature = "cli")]
 mod serve_openai;
 mod shared;
@@ -28,4 +29,5 @@ mod step_profile;
 #[cfg(feature = "cli")]
 mod trace_workloads;
 mod vidur_parity;
+mod vidur_profile;
 mod vidur_vs_simfid;

@@ -70,8 +70,7 @@ fn experiments_recover_the_step_model() {
 
 #[test]
 fn profile_cli_plans_and_fits() {
-    let dir = std::env::temp_dir().join(format!("simfid-profile-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = super::shared::scratch("simfid-profile-");
     let bin = env!("CARGO_BIN_EXE_simfid");
     let out = std::process::Command::new(bin)
         .args(["profile", "plan", "-o"])
@@ -104,7 +103,6 @@ fn profile_cli_plans_and_fits() {
     for (got, want) in p.step.coef.iter().zip(&truth().coef) {
         assert!((got - want).abs() <= 1e-4 * want.abs(), "{:?}", p.step.coef);
     }
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 /// A Poisson workload of the goldens' length mix, run on the hf_cb simulator with `exec`.
@@ -180,9 +178,7 @@ fn profile_fit_on_a_session_measures_the_capture_stall() {
     let mut t = truth();
     t.capture_s = 0.09;
     let exec = simfid::exec::step::StepExec::new(&t);
-    let dir = std::env::temp_dir().join(format!("simfid-session-fit-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = super::shared::scratch("simfid-session-fit-");
     let mut names = Vec::new();
     for (i, qps) in [1.0, 3.0, 5.0].into_iter().enumerate() {
         let run = poisson_run(&exec, qps, 10 + i as u64);
@@ -206,7 +202,6 @@ fn profile_fit_on_a_session_measures_the_capture_stall() {
         "capture stall {}",
         p.step.capture_s
     );
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]

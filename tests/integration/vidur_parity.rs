@@ -1,5 +1,6 @@
 //! Parity with Vidur: replaying the realised workload of each reference run with Vidur's own
-//! prediction tables reproduces its per-request metrics to 1e-6 relative.
+//! prediction tables reproduces its per-request metrics to 1e-6 relative (data: the runs and
+//! tables committed under `fixtures/vidur/`).
 
 use std::path::Path;
 
@@ -14,21 +15,10 @@ use super::shared;
 /// The realised workload of a reference run: arrivals from the arrival time series, token
 /// counts from `request_metrics.csv` (original sizes, recorded at arrival).
 fn realised_workload(run: &Path) -> Vec<RequestSpec> {
-    let series = run.join("plots/request_arrival_time_series.csv");
-    let series = if series.exists() {
-        series
-    } else {
-        series.with_extension("csv.gz")
-    };
-    let (h, rows) = shared::read_csv(&series);
+    let (h, rows) = shared::read_csv(&run.join("plots/request_arrival_time_series.csv.gz"));
     let t = shared::col(&h, "Time (sec)");
     let arrivals: Vec<f64> = rows.iter().map(|r| r[t].parse().unwrap()).collect();
-    let metrics = if run.join("request_metrics.csv").exists() {
-        run.join("request_metrics.csv")
-    } else {
-        run.join("request_metrics.csv.gz")
-    };
-    let (h, rows) = shared::read_csv(&metrics);
+    let (h, rows) = shared::read_csv(&run.join("request_metrics.csv.gz"));
     let (id, p, d) = (
         shared::col(&h, "Request Id"),
         shared::col(&h, "request_num_prefill_tokens"),
@@ -49,12 +39,8 @@ fn realised_workload(run: &Path) -> Vec<RequestSpec> {
 }
 
 fn check_run(name: &str, kind: ReplicaSchedulerKind, tweak: impl Fn(&mut SimConfig)) {
-    let Some(shared) = shared::dir() else { return };
-    let run = shared.join("vidur/runs").join(name);
-    let tables = PredictionTables::load(&shared.join(
-        "vidur-data/predictions/a100_Meta-Llama-3-8B_tp1_pp1_proxy-attention_rf-n250-d16-s2",
-    ))
-    .unwrap();
+    let run = shared::vidur_run(name);
+    let tables = PredictionTables::load(&shared::vidur_tables()).unwrap();
     let model = ModelSpec::builtin("meta-llama/Meta-Llama-3-8B").unwrap();
     let exec = VidurModel::new(&tables, &model, 1, 1, &VidurPredictorConfig::default()).unwrap();
     let mut cfg = SimConfig::new(model, DeviceSpec::builtin("a100").unwrap(), kind);
@@ -68,12 +54,7 @@ fn check_run(name: &str, kind: ReplicaSchedulerKind, tweak: impl Fn(&mut SimConf
         .unwrap();
     records.sort_by_key(|r| r.id);
 
-    let metrics = if run.join("request_metrics.csv").exists() {
-        run.join("request_metrics.csv")
-    } else {
-        run.join("request_metrics.csv.gz")
-    };
-    let (h, rows) = shared::read_csv(&metrics);
+    let (h, rows) = shared::read_csv(&run.join("request_metrics.csv.gz"));
     assert_eq!(records.len(), rows.len(), "{name}: request count");
     assert_eq!(
         summary.completed as usize,
