@@ -74,6 +74,10 @@ pub enum ProfileCommand {
         /// Output step profile.
         #[arg(short, long)]
         output: PathBuf,
+        /// Which server the profile is for: `hfcb` (transformers serve; delays only) or
+        /// `vllm` (vLLM 0.24; also the prefill cost per prompt token).
+        #[arg(long, default_value = "hfcb")]
+        server: String,
     },
 }
 
@@ -104,6 +108,12 @@ pub struct FitArgs {
     /// Output step profile (JSON).
     #[arg(short, long)]
     pub output: PathBuf,
+    /// The server's step shapes: `hfcb` (transformers serve: queries padded to 64 tokens, KV
+    /// to 16384, CUDA graphs captured per new shape) or `vllm` (vLLM 0.24: queries padded to
+    /// its CUDA-graph sizes, multiples of 8, no KV padding, graphs captured at start; steps
+    /// above 512 tokens run without a graph).
+    #[arg(long, default_value = "hfcb")]
+    pub server: String,
 }
 
 /// Runs `simfid profile …`.
@@ -128,13 +138,18 @@ pub fn main(cmd: ProfileCommand) -> Result<i32> {
             profile,
             runs,
             output,
-        } => calibrate(&profile, &runs, &output),
+            server,
+        } => calibrate(&profile, &runs, &output, &server),
     }
 }
 
-fn calibrate(profile: &Path, runs: &[PathBuf], output: &Path) -> Result<i32> {
+fn calibrate(profile: &Path, runs: &[PathBuf], output: &Path, server: &str) -> Result<i32> {
     let step = StepProfile::from_file(profile)?;
-    let preset = simfid::replay::Preset::hf_cb_qwen3_h100(step)?;
+    let preset = match server {
+        "hfcb" => simfid::replay::Preset::hf_cb_qwen3_h100(step)?,
+        "vllm" => simfid::replay::Preset::vllm_qwen3_h200(step)?,
+        _ => bail!("--server: '{server}' is not a known server; known: hfcb, vllm"),
+    };
     let mut with_history = Vec::new();
     for p in runs {
         let (run, _) = read_run(p).with_context(|| p.display().to_string())?;
@@ -147,6 +162,15 @@ fn calibrate(profile: &Path, runs: &[PathBuf], output: &Path) -> Result<i32> {
     // Arrival delay 0 to 20 ms in steps of 1 ms; serving delay 0 to 30 ms in steps of 0.5 ms.
     let arrival: Vec<f64> = (0..=20).map(|i| i as f64 * 1e-3).collect();
     let delay: Vec<f64> = (0..=60).map(|i| i as f64 * 0.5e-3).collect();
+    let mut preset = preset;
+    if server == "vllm" {
+        // The steps' prefill cost, which the decode experiments do not measure: 0 to 40 µs
+        // per prompt token in steps of 0.25 µs, alternating with the delays.
+        let prefill: Vec<f64> = (0..=160).map(|i| i as f64 * 0.25e-6).collect();
+        let p = simfid::replay::calibrate_prefill(&preset, &with_history, &prefill, &arrival, &delay)?;
+        println!("calibrated: prefill cost {:.2} µs per prompt token", p * 1e6);
+        preset.step.step.prefill_token_s = p;
+    }
     let (a, d, score) = simfid::replay::calibrate(&preset, &with_history, &arrival, &delay)?;
     let mut out = preset.step.clone();
     out.arrival_delay_s = a;
@@ -229,6 +253,7 @@ fn run_all(url: &str, dir: &Path, gap_ms: f64, only: &[String], flags: &[String]
         token_budget: 2048,
         gap_ms,
         output: dir.join("step_profile.json"),
+        server: "hfcb".into(),
     })
 }
 
@@ -306,7 +331,16 @@ fn read_all(paths: &[PathBuf]) -> Result<Vec<Run>> {
 
 fn fit(a: &FitArgs) -> Result<i32> {
     let gap_s = a.gap_ms * 1e-3;
-    let padding = Padding::default();
+    let vllm = match a.server.as_str() {
+        "hfcb" => false,
+        "vllm" => true,
+        s => bail!("--server: '{s}' is not a known server; known: hfcb, vllm"),
+    };
+    let padding = if vllm {
+        Padding::vllm(a.token_budget)
+    } else {
+        Padding::default()
+    };
     let mut obs = Vec::new();
     let mut runs: Vec<Run> = Vec::new();
     if let (Some(plan_path), Some(dir)) = (&a.plan, &a.runs) {
@@ -320,6 +354,13 @@ fn fit(a: &FitArgs) -> Result<i32> {
             let path = dir.join(format!("{name}.jsonl"));
             if !path.is_file() {
                 eprintln!("simfid profile: {} missing, skipped", path.display());
+                continue;
+            }
+            if vllm && matches!(exp, Experiment::Mixed { .. }) {
+                // vLLM prefills a probe in chunks of its token budget over several steps, which
+                // this experiment reads as one: its prefill cost is calibrated instead
+                // (`simfid profile calibrate --server vllm`).
+                println!("| {name} | (not used for vLLM: probes span several chunked steps) | | |");
                 continue;
             }
             let (run, _) = read_run(&path)?;
@@ -354,7 +395,17 @@ fn fit(a: &FitArgs) -> Result<i32> {
     if obs.is_empty() {
         bail!("no step could be observed: give --plan/--runs, --session or --run");
     }
-    let mut model = StepModel::fit(&obs, padding)?;
+    // vLLM: a step cost, a cost per request and per KV token read; the query-token terms are
+    // the request count in decode steps (not identifiable here) and the prefill cost per
+    // prompt token is calibrated on recorded runs.
+    let mut model = if vllm {
+        StepModel::fit_terms(&obs, padding, &[0, 1, 3])?
+    } else {
+        StepModel::fit(&obs, padding)?
+    };
+    if vllm {
+        model.split_q = 512;
+    }
     let (rms, max) = model.residuals(&obs);
     // Capture stalls: the excess of the steps that met a new shape, in the session runs.
     let (_, stalls) = session_observations(
@@ -365,7 +416,7 @@ fn fit(a: &FitArgs) -> Result<i32> {
         &padding,
         Some(&model),
     );
-    if stalls.len() >= 3 {
+    if stalls.len() >= 3 && !vllm {
         model.capture_s = simfid::fidelity::quantile::quantile(&stalls, 0.5)
             .unwrap_or(0.0)
             .max(0.0);

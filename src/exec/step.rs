@@ -77,6 +77,19 @@ impl Default for Padding {
 }
 
 impl Padding {
+    /// vLLM 0.24's step shapes with a token budget of `budget`: queries padded to its CUDA
+    /// graph capture sizes (multiples of 8 up to 256, of 16 above; approximated by 8), no
+    /// KV padding (FlashAttention 3 reads variable-length KV).
+    pub fn vllm(budget: u32) -> Padding {
+        Padding {
+            q_multiple: 8,
+            q_cap: budget.max(8),
+            kv_multiple: 1,
+            kv_cap: 1 << 40,
+            seqlen_k_min: 1024,
+        }
+    }
+
     /// Padded query tokens.
     pub fn q(&self, q: u64) -> f64 {
         let m = self.q_multiple.max(1) as u64;
@@ -116,6 +129,8 @@ pub struct StepObservation {
 
 /// Number of terms of the step model ([`StepModel::TERMS`]).
 pub const NUM_TERMS: usize = 8;
+
+const ALL_TERMS: [usize; NUM_TERMS] = [0, 1, 2, 3, 4, 5, 6, 7];
 
 /// The fitted step-time model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -200,8 +215,15 @@ impl StepModel {
     /// first step of a new shape costs ~100 ms more) are such outliers; they are reported by
     /// [`StepModel::outliers`], not modelled.
     pub fn fit(obs: &[StepObservation], padding: Padding) -> Result<StepModel> {
+        Self::fit_terms(obs, padding, &ALL_TERMS)
+    }
+
+    /// [`StepModel::fit`] on some of the [`StepModel::TERMS`] only (indices; the others stay
+    /// 0): for data that cannot tell terms apart (in decode-only steps the query tokens are
+    /// the request count).
+    pub fn fit_terms(obs: &[StepObservation], padding: Padding, terms: &[usize]) -> Result<StepModel> {
         let mut kept: Vec<StepObservation> = obs.to_vec();
-        let mut model = Self::fit_plain(&kept, padding)?;
+        let mut model = Self::fit_plain_terms(&kept, padding, terms)?;
         for _ in 0..5 {
             let cut = model.outlier_cut(&kept);
             let next: Vec<StepObservation> = kept
@@ -213,7 +235,7 @@ impl StepModel {
                 break;
             }
             kept = next;
-            model = Self::fit_plain(&kept, padding)?;
+            model = Self::fit_plain_terms(&kept, padding, terms)?;
         }
         Ok(model)
     }
@@ -240,6 +262,10 @@ impl StepModel {
 
     /// Ordinary least squares on all observations.
     pub fn fit_plain(obs: &[StepObservation], padding: Padding) -> Result<StepModel> {
+        Self::fit_plain_terms(obs, padding, &ALL_TERMS)
+    }
+
+    fn fit_plain_terms(obs: &[StepObservation], padding: Padding, terms: &[usize]) -> Result<StepModel> {
         if obs.len() < 3 {
             return Err(Error::Config(format!(
                 "a step model needs at least 3 observed steps, got {}",
@@ -254,7 +280,7 @@ impl StepModel {
             .collect();
         // Drop columns that do not vary (beyond the intercept) so the system stays regular.
         let mut cols = vec![0usize];
-        for j in 1..NUM_TERMS {
+        for j in (1..NUM_TERMS).filter(|j| terms.contains(j)) {
             let first = rows[0][j];
             if rows
                 .iter()

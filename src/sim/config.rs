@@ -36,6 +36,10 @@ pub enum ReplicaSchedulerKind {
     /// FIFO, decodes first, chunked prefill in the leftover token budget, KV blocks allocated
     /// per chunk, soft-reset eviction (`shared/hfcb/SPEC.md` §3).
     HfCb,
+    /// vLLM 0.24's V1 scheduler (`vllm serve`): one token budget shared by decodes and
+    /// prefill chunks, running requests first, then waiting ones; KV blocks with a prefix
+    /// cache; preemption by recompute (`sim/scheduler/vllm_v1.rs`).
+    VllmV1,
 }
 
 impl GlobalSchedulerKind {
@@ -62,9 +66,10 @@ impl ReplicaSchedulerKind {
             "faster_transformer" => Ok(Self::FasterTransformer),
             "lightllm" => Ok(Self::LightLlm),
             "hf_cb" => Ok(Self::HfCb),
+            "vllm_v1" => Ok(Self::VllmV1),
             _ => Err(Error::Config(format!(
                 "unknown replica scheduler '{s}'; known: vllm, sarathi, orca, \
-                 faster_transformer, lightllm, hf_cb"
+                 faster_transformer, lightllm, hf_cb, vllm_v1"
             ))),
         }
     }
@@ -78,6 +83,7 @@ impl ReplicaSchedulerKind {
             Self::FasterTransformer => "faster_transformer",
             Self::LightLlm => "lightllm",
             Self::HfCb => "hf_cb",
+            Self::VllmV1 => "vllm_v1",
         }
     }
 }
@@ -123,6 +129,23 @@ impl SchedulerConfig {
     /// 2048`: 512 blocks of 256 tokens, 2048 tokens per step).
     pub fn new(kind: ReplicaSchedulerKind) -> Self {
         let hf = kind == ReplicaSchedulerKind::HfCb;
+        if kind == ReplicaSchedulerKind::VllmV1 {
+            // vLLM 0.24's scheduler with this project's goldens' flags: 256 sequences, 512
+            // tokens per step, blocks of 16; the KV capacity from the memory planner unless
+            // pinned (a preset pins the server's reported cache).
+            return SchedulerConfig {
+                kind,
+                batch_size_cap: 256,
+                block_size: 16,
+                watermark_blocks_fraction: 0.0,
+                num_blocks: None,
+                chunk_size: 512,
+                max_tokens_in_batch: 512,
+                max_waiting_iters: 10,
+                safety_margin: default_safety_margin(),
+                max_requests_per_batch: default_max_requests(),
+            };
+        }
         SchedulerConfig {
             kind,
             batch_size_cap: if hf { 1024 } else { 128 },
@@ -228,6 +251,13 @@ impl SimConfig {
             && (s.max_tokens_in_batch == 0 || s.max_requests_per_batch == 0)
         {
             return bad("hf_cb needs max_tokens_in_batch and max_requests_per_batch ≥ 1".into());
+        }
+        if s.kind == ReplicaSchedulerKind::VllmV1
+            && (pp != 1 || s.max_tokens_in_batch == 0 || s.num_blocks == Some(0))
+        {
+            return bad(
+                "vllm_v1 runs a single pipeline stage and needs max_tokens_in_batch ≥ 1".into(),
+            );
         }
         if s.kind == ReplicaSchedulerKind::Sarathi && s.chunk_size == 0 {
             return bad("sarathi chunk_size must be ≥ 1".into());

@@ -113,6 +113,8 @@ pub(crate) struct Replica {
     pub evictions: u64,
     /// hf_cb: an allocation failed in the last scheduling pass.
     pub failed_allocation: bool,
+    /// vllm_v1: the KV block pool with its prefix cache.
+    pub v1: super::scheduler::BlockPool,
 }
 
 impl Replica {
@@ -148,6 +150,7 @@ impl Replica {
             max_requests_per_batch: s.max_requests_per_batch as usize,
             evictions: 0,
             failed_allocation: false,
+            v1: Default::default(),
         }
     }
 
@@ -271,6 +274,19 @@ impl Replica {
                         "prompt + output = {total} tokens need {full} KV blocks of {} tokens, more \
                          than the server's {}",
                         self.block_size, self.num_blocks
+                    ));
+                }
+            }
+            ReplicaSchedulerKind::VllmV1 => {
+                // Blocks are allocated per step; the whole sequence must fit the pool (less
+                // vLLM's null block) eventually.
+                let full = total.div_ceil(self.block_size);
+                if full + 1 > self.num_blocks {
+                    return fail(format!(
+                        "prompt + output = {total} tokens need {full} KV blocks of {} tokens, more \
+                         than the server's {} usable",
+                        self.block_size,
+                        self.num_blocks.saturating_sub(1)
                     ));
                 }
             }

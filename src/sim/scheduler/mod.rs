@@ -9,6 +9,9 @@ mod lightllm;
 mod orca;
 mod sarathi;
 mod vllm;
+mod vllm_v1;
+
+pub(crate) use vllm_v1::BlockPool;
 
 use super::config::ReplicaSchedulerKind;
 use super::replica::Replica;
@@ -35,6 +38,7 @@ pub(crate) fn next_batch(
         }
         ReplicaSchedulerKind::LightLlm => lightllm::next_batch(rep, reqs, out),
         ReplicaSchedulerKind::HfCb => hf_cb::next_batch(rep, reqs, out),
+        ReplicaSchedulerKind::VllmV1 => vllm_v1::next_batch(rep, reqs, out),
     }
 }
 
@@ -47,6 +51,10 @@ pub(crate) fn on_batch_end(rep: &mut Replica, reqs: &mut [Request], batch: &[u32
     }
     if rep.kind == ReplicaSchedulerKind::HfCb {
         hf_cb::on_batch_end(rep, reqs, batch);
+        return;
+    }
+    if rep.kind == ReplicaSchedulerKind::VllmV1 {
+        vllm_v1::on_batch_end(rep, reqs, batch);
         return;
     }
     for &s in batch {
