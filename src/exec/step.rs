@@ -142,9 +142,10 @@ pub struct StepModel {
     pub padding: Padding,
     /// Smallest step time observed (predictions never go below it).
     pub min_step_s: f64,
-    /// Extra seconds per prompt token processed in the step, calibrated on recorded runs
-    /// ([`calibrate_prefill`]): what a prefill costs on the real serving path beyond the
-    /// controlled experiments (prompt handling, host-side work that grows with the chunk).
+    /// Extra seconds per prompt token processed in the step, to calibrate on recorded runs (no
+    /// command fits it now; 0 in the shipped profiles): what a prefill costs on the real serving
+    /// path beyond the controlled experiments (prompt handling, host-side work that grows with
+    /// the chunk).
     #[serde(default)]
     pub prefill_token_s: f64,
     /// Padded query tokens above which the second regime's terms apply (1024).

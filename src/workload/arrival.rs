@@ -8,7 +8,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::rng::{MainRng, standard_gamma};
+use super::main_rng::MainRng;
+use super::rng::standard_gamma;
 use crate::{Error, Result};
 
 /// How arrival times are produced.
@@ -29,7 +30,7 @@ pub enum ArrivalSpec {
     /// `burstiness`, scale `1 / (qps · burstiness)`, so the mean rate is `qps` whatever the
     /// burstiness; burstiness 1 is a Poisson process, below 1 burstier, above 1 more regular.
     /// Vidur's `gamma` generator with coefficient of variation `cv` is burstiness `1 / cv²`
-    /// ([`ArrivalSpec::gamma_from_cv`]); with [`super::generate::RngKind::Vidur`] the deviates
+    /// ([`ArrivalSpec::gamma_from_cv`]); with [`super::RngKind::Vidur`] the deviates
     /// come from NumPy's global legacy state, as SciPy's `gamma.rvs` draws them in Vidur.
     Gamma {
         /// Mean requests per second.

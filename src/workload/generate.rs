@@ -31,25 +31,17 @@
 //! # Ok::<(), simfid::Error>(())
 //! ```
 
+// Kept here too, so that `simfid::workload::generate::RngKind` still names it.
+pub use super::rng::RngKind;
+
 use serde::{Deserialize, Serialize};
 
 use super::arrival::{ArrivalSampler, ArrivalSpec};
 use super::length::{LengthSampler, LengthSpec};
+use super::main_rng::MainRng;
 use super::pyrandom::{NumpyRandomState, PyRandom};
-use super::rng::MainRng;
 use super::{RequestSpec, Workload};
 use crate::{Error, Result};
-
-/// Which random source a synthetic workload draws from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RngKind {
-    /// Vidur's: CPython's `random` and NumPy's legacy `RandomState`, bit-exact (seeds must fit
-    /// in 32 bits, as NumPy requires).
-    Vidur,
-    /// simfid's own `Pcg64Mcg` (any 64-bit seed).
-    Pcg,
-}
 
 /// A synthetic workload: lengths, arrivals, how many requests, seed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

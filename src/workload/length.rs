@@ -19,9 +19,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::generate::RngKind;
+use super::main_rng::MainRng;
 use super::pyrandom::NumpyRandomState;
-use super::rng::{MainRng, PcgSource, UnitSource};
+use super::rng::{PcgSource, RngKind, UnitSource};
 use crate::{Error, Result};
 
 /// How request lengths are drawn.

@@ -29,6 +29,7 @@ pub mod arrival;
 pub mod csv;
 pub mod generate;
 pub mod length;
+mod main_rng;
 pub mod pyrandom;
 mod rng;
 #[cfg(test)]
@@ -39,9 +40,10 @@ pub use csv::{
     CsvWorkload, TraceReplayOptions, read_lengths_csv, read_trace_replay_csv,
     read_vidur_interval_trace, read_workload_csv, write_workload_csv,
 };
-pub use generate::{RngKind, SyntheticIter, SyntheticSpec};
+pub use generate::{SyntheticIter, SyntheticSpec};
 pub use length::LengthSpec;
 pub use pyrandom::{NumpyRandomState, PyRandom};
+pub use rng::RngKind;
 
 use serde::{Deserialize, Serialize};
 

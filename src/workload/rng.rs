@@ -1,53 +1,22 @@
-//! Random sources shared by the length and arrival generators (crate-private): the
-//! [`UnitSource`] trait, simfid's own [`PcgSource`], and the polar-normal and gamma samplers
-//! written on top of any unit source.
+//! Random sources shared by the length and arrival generators, a leaf of the workload module:
+//! [`RngKind`] (re-exported as `simfid::workload::RngKind`), the crate-private [`UnitSource`]
+//! trait, simfid's own [`PcgSource`], and the polar-normal and gamma samplers written on top
+//! of any unit source. [`pyrandom`](super::pyrandom) implements [`UnitSource`] for NumPy's
+//! generator; `main_rng` picks the streams of one run by kind.
 
 use rand::{RngExt, SeedableRng};
 use rand_pcg::Pcg64Mcg;
+use serde::{Deserialize, Serialize};
 
-use super::generate::RngKind;
-use super::pyrandom::{NumpyRandomState, PyRandom};
-use crate::Result;
-
-/// The random state of one synthetic-generator run.
-#[derive(Debug, Clone)]
-pub(crate) enum MainRng {
-    /// Vidur's: Python's global `random` (Poisson arrivals, uniform lengths) and NumPy's global
-    /// legacy state (SciPy gamma arrivals), both seeded with the generator seed by Vidur's
-    /// `set_seeds`.
-    Vidur { py: PyRandom, np: NumpyRandomState },
-    /// simfid's: one `Pcg64Mcg` stream for everything.
-    Pcg(PcgSource),
-}
-
-impl MainRng {
-    /// The state right after seeding. With [`RngKind::Vidur`] the seed must fit in 32 bits, as
-    /// `np.random.seed` requires.
-    pub(crate) fn new(kind: RngKind, seed: u64) -> Result<Self> {
-        Ok(match kind {
-            RngKind::Vidur => MainRng::Vidur {
-                py: PyRandom::seed(seed),
-                np: NumpyRandomState::from_seed(seed)?,
-            },
-            RngKind::Pcg => MainRng::Pcg(PcgSource::new(seed)),
-        })
-    }
-
-    /// A uniform double in `[0, 1)` (Vidur: `random.random()`).
-    pub(crate) fn uniform(&mut self) -> f64 {
-        match self {
-            MainRng::Vidur { py, .. } => py.random(),
-            MainRng::Pcg(p) => p.next_f64(),
-        }
-    }
-
-    /// The source gamma deviates come from (Vidur: NumPy's global state, through SciPy).
-    pub(crate) fn gamma_source(&mut self) -> &mut dyn UnitSource {
-        match self {
-            MainRng::Vidur { np, .. } => np,
-            MainRng::Pcg(p) => p,
-        }
-    }
+/// Which random source a synthetic workload draws from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RngKind {
+    /// Vidur's: CPython's `random` and NumPy's legacy `RandomState`, bit-exact (seeds must fit
+    /// in 32 bits, as NumPy requires).
+    Vidur,
+    /// simfid's own `Pcg64Mcg` (any 64-bit seed).
+    Pcg,
 }
 
 /// A source of uniform doubles in `[0, 1)` and of standard normal deviates, which the gamma
