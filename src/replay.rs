@@ -253,6 +253,12 @@ impl Preset {
     /// order); also returns how many step shapes the replay of `real` captured.
     pub fn replay_served(&self, real: &Run, history: &[Served]) -> Result<(Run, u64)> {
         let mut exec = StepExec::new(&self.step.step);
+        // A server that captures its CUDA graphs at start (vLLM): no history changes a step.
+        let history = if self.step.step.capture_s > 0.0 {
+            history
+        } else {
+            &[]
+        };
         for h in history {
             if let Served::InferredFrom(r) = h {
                 let (warm, new) = crate::exec::run_steps::infer_captured(
@@ -419,9 +425,13 @@ impl WarmUp {
 /// when there is no such metadata (the history is unknown), and an error naming the file when
 /// the metadata is unreadable or a listed run is missing.
 pub fn session_history(run_path: &std::path::Path) -> Result<Option<Vec<std::path::PathBuf>>> {
-    let Some(stem) = run_path.file_stem().and_then(|s| s.to_str()) else {
+    let Some(name) = run_path.file_name().and_then(|s| s.to_str()) else {
         return Ok(None);
     };
+    let stem = name
+        .strip_suffix(".jsonl.gz")
+        .or_else(|| name.strip_suffix(".jsonl"))
+        .unwrap_or(name);
     let dir = run_path
         .parent()
         .unwrap_or_else(|| std::path::Path::new("."));
@@ -439,7 +449,12 @@ pub fn session_history(run_path: &std::path::Path) -> Result<Option<Vec<std::pat
     };
     let mut out = Vec::new();
     for name in list.split_whitespace() {
-        let p = dir.join(format!("{name}.jsonl"));
+        let plain = dir.join(format!("{name}.jsonl"));
+        let p = if plain.is_file() {
+            plain
+        } else {
+            dir.join(format!("{name}.jsonl.gz"))
+        };
         if !p.is_file() {
             return Err(Error::Config(format!(
                 "{}: runs_before_on_server names {name}, but {} is missing",
@@ -539,37 +554,6 @@ pub fn replay_delayed(
         }
     }
     Ok(run)
-}
-
-/// Calibrates the step model's prefill cost per prompt token
-/// ([`crate::exec::step::StepModel::prefill_token_s`]) together with the delays: alternates a
-/// search over `prefill_grid` (delays fixed) and [`calibrate`] over the delay grids (prefill
-/// cost fixed), three rounds, on the same score. Returns the prefill cost per token.
-pub fn calibrate_prefill(
-    preset: &Preset,
-    runs: &[(Run, Vec<Run>)],
-    prefill_grid: &[f64],
-    arrival_grid: &[f64],
-    delay_grid: &[f64],
-) -> Result<f64> {
-    let mut p = preset.clone();
-    for _ in 0..3 {
-        let (a, d) = (p.step.arrival_delay_s, p.step.serving_delay_s);
-        let mut best = (p.step.step.prefill_token_s, f64::INFINITY);
-        for &c in prefill_grid {
-            let mut q = p.clone();
-            q.step.step.prefill_token_s = c;
-            let (_, _, score) = calibrate(&q, runs, &[a], &[d])?;
-            if score < best.1 {
-                best = (c, score);
-            }
-        }
-        p.step.step.prefill_token_s = best.0;
-        let (a, d, _) = calibrate(&p, runs, arrival_grid, delay_grid)?;
-        p.step.arrival_delay_s = a;
-        p.step.serving_delay_s = d;
-    }
-    Ok(p.step.step.prefill_token_s)
 }
 
 /// Calibrates a step profile's client-visible delays on recorded runs: the arrival delay

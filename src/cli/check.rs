@@ -49,6 +49,19 @@ pub struct CheckArgs {
         value_name = "auto|infer|none|self|warmup40|RUN,RUN,..."
     )]
     pub history: String,
+    /// Override the step token budget the run's header gives (vLLM's
+    /// `--max-num-batched-tokens`; transformers' `--cb-max-batch-tokens`).
+    #[arg(long)]
+    pub max_num_batched_tokens: Option<u32>,
+    /// Override the most requests running at once (vLLM's `--max-num-seqs`).
+    #[arg(long)]
+    pub max_num_seqs: Option<u32>,
+    /// Override the KV block size (tokens).
+    #[arg(long)]
+    pub block_size: Option<u32>,
+    /// Override the KV capacity in blocks (vLLM's `--num-gpu-blocks-override`).
+    #[arg(long)]
+    pub num_gpu_blocks: Option<u64>,
     /// Also write the simulated replay as a run fixture.
     #[arg(long)]
     pub save_sim: Option<PathBuf>,
@@ -67,15 +80,47 @@ fn read_runs(paths: &[PathBuf]) -> Result<Vec<simfid::fixture::Run>> {
 
 /// Runs `simfid check`.
 pub fn main(a: CheckArgs) -> Result<i32> {
-    let preset = match (&a.preset, &a.preset_file) {
+    let (real, _) = read_any(&a.real)?;
+    let mut preset = match (&a.preset, &a.preset_file) {
         (Some(name), _) => Preset::builtin(name)?,
         (None, Some(path)) => Preset::from_file(path)?,
         (None, None) => match &a.step_profile {
             Some(p) => Preset::hf_cb_qwen3_h100(simfid::exec::step::StepProfile::from_file(p)?)?,
-            None => bail!("give --preset NAME, --preset-file FILE or --step-profile FILE"),
+            // The server, GPU and model the run's header names pick the preset.
+            None => Preset::for_run(&real)?,
         },
     };
-    let (real, _) = read_any(&a.real)?;
+    // The scheduler settings the run's server was started with, then the flags given here.
+    if let Some(server) = &real.meta.server {
+        let kind = simfid::replay::ServerKind::from_server_name(&server.name);
+        let preset_vllm = preset.scheduler.kind == simfid::sim::ReplicaSchedulerKind::VllmV1;
+        if kind == Some(simfid::replay::ServerKind::Vllm) && !preset_vllm
+            || kind == Some(simfid::replay::ServerKind::TransformersCb) && preset_vllm
+        {
+            bail!(
+                "preset {} models another server than the run's ('{}'); omit --preset to pick \
+                 the run's, or give one for that server",
+                preset.name,
+                server.name
+            );
+        }
+        preset.with_server_flags(&server.flags)?;
+    }
+    let s = &mut preset.scheduler;
+    if let Some(v) = a.max_num_batched_tokens {
+        s.max_tokens_in_batch = v;
+    }
+    if let Some(v) = a.max_num_seqs {
+        s.batch_size_cap = v;
+    }
+    if let Some(v) = a.block_size {
+        s.block_size = v;
+    }
+    if let Some(v) = a.num_gpu_blocks {
+        s.num_blocks = Some(v);
+    }
+    let pad = &mut preset.step.step.padding;
+    pad.q_cap = pad.q_cap.max(preset.scheduler.max_tokens_in_batch);
     let sim = match &a.op_profiles {
         None => {
             use simfid::replay::{Served, WarmUp};

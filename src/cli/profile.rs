@@ -74,8 +74,8 @@ pub enum ProfileCommand {
         /// Output step profile.
         #[arg(short, long)]
         output: PathBuf,
-        /// Which server the profile is for: `hfcb` (transformers serve; delays only) or
-        /// `vllm` (vLLM 0.24; also the prefill cost per prompt token).
+        /// Which server's scheduler replays the runs: `hfcb` (transformers serve) or `vllm`
+        /// (vLLM 0.24).
         #[arg(long, default_value = "hfcb")]
         server: String,
     },
@@ -162,15 +162,6 @@ fn calibrate(profile: &Path, runs: &[PathBuf], output: &Path, server: &str) -> R
     // Arrival delay 0 to 20 ms in steps of 1 ms; serving delay 0 to 30 ms in steps of 0.5 ms.
     let arrival: Vec<f64> = (0..=20).map(|i| i as f64 * 1e-3).collect();
     let delay: Vec<f64> = (0..=60).map(|i| i as f64 * 0.5e-3).collect();
-    let mut preset = preset;
-    if server == "vllm" {
-        // The steps' prefill cost, which the decode experiments do not measure: 0 to 40 µs
-        // per prompt token in steps of 0.25 µs, alternating with the delays.
-        let prefill: Vec<f64> = (0..=160).map(|i| i as f64 * 0.25e-6).collect();
-        let p = simfid::replay::calibrate_prefill(&preset, &with_history, &prefill, &arrival, &delay)?;
-        println!("calibrated: prefill cost {:.2} µs per prompt token", p * 1e6);
-        preset.step.step.prefill_token_s = p;
-    }
     let (a, d, score) = simfid::replay::calibrate(&preset, &with_history, &arrival, &delay)?;
     let mut out = preset.step.clone();
     out.arrival_delay_s = a;
@@ -391,7 +382,11 @@ fn fit(a: &FitArgs) -> Result<i32> {
             later.len()
         );
     }
-    obs.extend(run_obs);
+    // vLLM: the decode-step model comes from the controlled experiments alone; recorded runs
+    // give the prefill steps (below).
+    if !vllm {
+        obs.extend(run_obs);
+    }
     if obs.is_empty() {
         bail!("no step could be observed: give --plan/--runs, --session or --run");
     }
@@ -405,6 +400,29 @@ fn fit(a: &FitArgs) -> Result<i32> {
     };
     if vllm {
         model.split_q = 512;
+        // Steps carrying a prefill, from the recorded runs' steps that finished a prompt.
+        let mut steps = Vec::new();
+        for r in session.iter().chain(&later) {
+            steps.extend(simfid::exec::step::prefill_steps(r, gap_s, a.token_budget));
+        }
+        match simfid::exec::step::fit_prefill_steps(&model, &steps) {
+            Some((m, c, k, n)) => {
+                model.mixed_step_s = m.max(0.0);
+                model.prefill_token_s = c.max(0.0);
+                model.continued_prefill_s = k.max(0.0);
+                println!(
+                    "prefill steps: {n} of {} used: {:.2} ms per step with a prefill, {:.2} µs per prompt token, {:.2} ms more for a continued prefill",
+                    steps.len(),
+                    m * 1e3,
+                    c * 1e6,
+                    k * 1e3
+                );
+            }
+            None => println!(
+                "prefill steps: too few in the runs given ({}); give light-load runs with --run",
+                steps.len()
+            ),
+        }
     }
     let (rms, max) = model.residuals(&obs);
     // Capture stalls: the excess of the steps that met a new shape, in the session runs.

@@ -142,10 +142,10 @@ pub struct StepModel {
     pub padding: Padding,
     /// Smallest step time observed (predictions never go below it).
     pub min_step_s: f64,
-    /// Extra seconds per prompt token processed in the step, to calibrate on recorded runs (no
-    /// command fits it now; 0 in the shipped profiles): what a prefill costs on the real serving
-    /// path beyond the controlled experiments (prompt handling, host-side work that grows with
-    /// the chunk).
+    /// Extra seconds per prompt token processed in the step: what a prefill costs beyond the
+    /// controlled experiments. vLLM's profile carries its whole prefill cost here, fitted by
+    /// [`fit_prefill_steps`] (`simfid profile fit --server vllm --run …`); 0 in the
+    /// transformers profile.
     #[serde(default)]
     pub prefill_token_s: f64,
     /// Padded query tokens above which the second regime's terms apply (1024).
@@ -155,6 +155,18 @@ pub struct StepModel {
     /// one eager forward plus the capture), in seconds. Applied by [`StepExec`].
     #[serde(default)]
     pub capture_s: f64,
+    /// Extra seconds of a step that carries a prefill chunk, fitted by [`fit_prefill_steps`].
+    /// vLLM runs decode-only steps as full CUDA
+    /// graphs and steps with a prefill as piecewise graphs with attention outside them, which
+    /// costs several milliseconds more on a small model; 0 in the transformers profile.
+    #[serde(default)]
+    pub mixed_step_s: f64,
+    /// Extra seconds of a step that continues a prefill begun in an earlier step (a chunk
+    /// after the first of a prompt longer than the token budget), fitted by
+    /// [`fit_prefill_steps`]. On vLLM 0.24 the step that finishes a chunked prompt takes
+    /// ~3 ms more than one that prefills a short prompt whole (H200 goldens); 0 elsewhere.
+    #[serde(default)]
+    pub continued_prefill_s: f64,
 }
 
 impl StepModel {
@@ -179,6 +191,8 @@ impl StepModel {
             prefill_token_s: 0.0,
             split_q: default_split_q(),
             capture_s: 0.0,
+            mixed_step_s: 0.0,
+            continued_prefill_s: 0.0,
         }
     }
 
@@ -444,7 +458,14 @@ fn batch_shape(batch: &[BatchItem]) -> (u32, u64, u64, u64, u64) {
 impl StepModel {
     fn batch_time(&self, batch: &[BatchItem]) -> (f64, GraphKey) {
         let (n, q, kv, prefill, max_k) = batch_shape(batch);
-        let t = self.predict(n, q, kv) + self.prefill_token_s * prefill as f64;
+        let mut mixed = if prefill > 0 { self.mixed_step_s } else { 0.0 };
+        if batch
+            .iter()
+            .any(|b| !b.prefill_complete && b.processed_tokens > 0)
+        {
+            mixed += self.continued_prefill_s;
+        }
+        let t = self.predict(n, q, kv) + self.prefill_token_s * prefill as f64 + mixed;
         (t, self.padding.key(q, kv, max_k))
     }
 }
@@ -899,4 +920,120 @@ mod tests {
     fn too_few_observations_are_refused() {
         assert!(StepModel::fit(&[], Padding::default()).is_err());
     }
+}
+
+/// One step of a recorded run that finished a request's prefill: read off the client's chunk
+/// times at light load (see [`fit_prefill_steps`]).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PrefillStep {
+    /// Decoding requests in the step (tokens in the cluster besides the new first token).
+    pub decoders: u32,
+    /// Tokens of the prefill chunk (the prompt, or its last chunk under the token budget).
+    pub chunk: u32,
+    /// Prompt tokens prefilled in earlier steps (0 for a prompt prefilled whole).
+    pub prefix: u64,
+    /// KV tokens the decoders read.
+    pub kv: u64,
+    /// The step's duration (gap to the step before).
+    pub seconds: f64,
+}
+
+/// Steps of `run` that carry exactly one request's first token: chunk times are clustered
+/// into steps at gaps above `gap_s`; a step qualifies when exactly one request's first token
+/// is in it and none in the step before. The chunk is the prompt when it fits the token
+/// `budget` left by the decoders, else the prompt's remainder modulo that budget (chunked
+/// prefill in vLLM's order: decodes first, the rest of the budget to the prompt).
+pub fn prefill_steps(run: &Run, gap_s: f64, budget: u32) -> Vec<PrefillStep> {
+    let steps = extract_steps(run, gap_s);
+    let by_id: std::collections::HashMap<u64, &crate::fixture::RequestRun> =
+        run.requests.iter().map(|r| (r.id, r)).collect();
+    let mut out = Vec::new();
+    for w in steps.windows(2) {
+        let (a, b) = (&w[0], &w[1]);
+        let firsts: Vec<u64> = b.tokens.iter().filter(|t| t.1 == 0).map(|t| t.0).collect();
+        if firsts.len() != 1 || a.tokens.iter().any(|t| t.1 == 0) {
+            continue;
+        }
+        let Some(r) = by_id.get(&firsts[0]) else {
+            continue;
+        };
+        let p = r.usage_prompt_tokens.unwrap_or(r.prompt_tokens);
+        let decoders = (b.tokens.len() - 1) as u32;
+        let room = budget.saturating_sub(decoders).max(1);
+        let chunk = if p <= room { p } else { (p - 1) % room + 1 };
+        let kv = b
+            .tokens
+            .iter()
+            .filter(|t| t.1 > 0)
+            .map(|&(id, i)| {
+                by_id
+                    .get(&id)
+                    .map_or(0, |x| x.usage_prompt_tokens.unwrap_or(x.prompt_tokens) as u64)
+                    + i as u64
+                    - 1
+            })
+            .sum();
+        out.push(PrefillStep {
+            decoders,
+            chunk,
+            prefix: (p - chunk) as u64,
+            kv,
+            seconds: b.t - a.t,
+        });
+    }
+    out
+}
+
+/// Fits a step model's prefill terms on [`prefill_steps`]: what each step took beyond the
+/// model's decode-step prediction for its requests is `mixed_step_s + prefill_token_s × chunk
+/// + continued_prefill_s × [prefix > 0]`, by least squares after setting aside steps whose
+/// excess is more than three times the median one (a step delayed by anything else).
+/// Returns `(mixed_step_s, prefill_token_s, continued_prefill_s, steps used)`, or `None` with
+/// too few steps of each kind.
+pub fn fit_prefill_steps(model: &StepModel, steps: &[PrefillStep]) -> Option<(f64, f64, f64, usize)> {
+    let excess: Vec<(f64, f64, f64)> = steps
+        .iter()
+        .map(|s| {
+            let n = s.decoders + 1;
+            let base = model.predict(n, n as u64, s.kv);
+            (s.chunk as f64, if s.prefix > 0 { 1.0 } else { 0.0 }, s.seconds - base)
+        })
+        .collect();
+    let mut abs: Vec<f64> = excess.iter().map(|e| e.2.abs()).collect();
+    abs.sort_by(f64::total_cmp);
+    let cut = 3.0 * abs.get(abs.len() / 2).copied()?;
+    let kept: Vec<&(f64, f64, f64)> = excess.iter().filter(|e| e.2.abs() <= cut).collect();
+    let cont = kept.iter().filter(|e| e.1 > 0.0).count();
+    if kept.len() - cont < 5 || cont < 5 {
+        return None;
+    }
+    // Normal equations of y = m + c·chunk + k·[continued], solved by Cramer's rule.
+    let mut a = [[0.0f64; 3]; 3];
+    let mut v = [0.0f64; 3];
+    for e in &kept {
+        let x = [1.0, e.0, e.1];
+        for i in 0..3 {
+            for j in 0..3 {
+                a[i][j] += x[i] * x[j];
+            }
+            v[i] += x[i] * e.2;
+        }
+    }
+    let det = |m: &[[f64; 3]; 3]| {
+        m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1])
+            - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
+            + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0])
+    };
+    let d = det(&a);
+    if d.abs() < 1e-12 {
+        return None;
+    }
+    let solve = |k: usize| {
+        let mut m = a;
+        for i in 0..3 {
+            m[i][k] = v[i];
+        }
+        det(&m) / d
+    };
+    Some((solve(0), solve(1), solve(2), kept.len()))
 }
