@@ -46,9 +46,7 @@ const BUILTIN: &[(&str, &str)] = &[
     ),
     (
         "h200-qwen3-0.6b-vllm",
-        include_str!(
-            "../fixtures/profiles/h200/qwen3-0.6b/vllm-0.24/step_profile_calibrated.json"
-        ),
+        include_str!("../fixtures/profiles/h200/qwen3-0.6b/vllm-0.24/step_profile_calibrated.json"),
     ),
 ];
 
@@ -98,7 +96,12 @@ impl Preset {
     /// the scheduler settings its recorded server flags give ([`Preset::with_server_flags`]).
     /// An error says what the header names and which presets exist when none fits.
     pub fn for_run(run: &Run) -> Result<Preset> {
-        let server = run.meta.server.as_ref().map(|s| s.name.as_str()).unwrap_or("");
+        let server = run
+            .meta
+            .server
+            .as_ref()
+            .map(|s| s.name.as_str())
+            .unwrap_or("");
         let gpu = run.meta.gpu.as_deref().unwrap_or("");
         let model = run.meta.model.to_ascii_lowercase();
         let name = match ServerKind::from_server_name(server) {
@@ -142,7 +145,9 @@ impl Preset {
             let num = |v: Option<String>| -> Result<u64> {
                 v.as_deref()
                     .and_then(|v| v.parse::<u64>().ok())
-                    .ok_or_else(|| Error::Config(format!("server flag {flag}: not a number: {v:?}")))
+                    .ok_or_else(|| {
+                        Error::Config(format!("server flag {flag}: not a number: {v:?}"))
+                    })
             };
             let s = &mut self.scheduler;
             match (vllm, flag.as_str()) {

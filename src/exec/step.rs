@@ -236,7 +236,11 @@ impl StepModel {
     /// [`StepModel::fit`] on some of the [`StepModel::TERMS`] only (indices; the others stay
     /// 0): for data that cannot tell terms apart (in decode-only steps the query tokens are
     /// the request count).
-    pub fn fit_terms(obs: &[StepObservation], padding: Padding, terms: &[usize]) -> Result<StepModel> {
+    pub fn fit_terms(
+        obs: &[StepObservation],
+        padding: Padding,
+        terms: &[usize],
+    ) -> Result<StepModel> {
         let mut kept: Vec<StepObservation> = obs.to_vec();
         let mut model = Self::fit_plain_terms(&kept, padding, terms)?;
         for _ in 0..5 {
@@ -280,7 +284,11 @@ impl StepModel {
         Self::fit_plain_terms(obs, padding, &ALL_TERMS)
     }
 
-    fn fit_plain_terms(obs: &[StepObservation], padding: Padding, terms: &[usize]) -> Result<StepModel> {
+    fn fit_plain_terms(
+        obs: &[StepObservation],
+        padding: Padding,
+        terms: &[usize],
+    ) -> Result<StepModel> {
         if obs.len() < 3 {
             return Err(Error::Config(format!(
                 "a step model needs at least 3 observed steps, got {}",
@@ -966,10 +974,9 @@ pub fn prefill_steps(run: &Run, gap_s: f64, budget: u32) -> Vec<PrefillStep> {
             .iter()
             .filter(|t| t.1 > 0)
             .map(|&(id, i)| {
-                by_id
-                    .get(&id)
-                    .map_or(0, |x| x.usage_prompt_tokens.unwrap_or(x.prompt_tokens) as u64)
-                    + i as u64
+                by_id.get(&id).map_or(0, |x| {
+                    x.usage_prompt_tokens.unwrap_or(x.prompt_tokens) as u64
+                }) + i as u64
                     - 1
             })
             .sum();
@@ -985,18 +992,25 @@ pub fn prefill_steps(run: &Run, gap_s: f64, budget: u32) -> Vec<PrefillStep> {
 }
 
 /// Fits a step model's prefill terms on [`prefill_steps`]: what each step took beyond the
-/// model's decode-step prediction for its requests is `mixed_step_s + prefill_token_s × chunk
-/// + continued_prefill_s × [prefix > 0]`, by least squares after setting aside steps whose
+/// model's decode-step prediction for its requests is
+/// `mixed_step_s + prefill_token_s × chunk + continued_prefill_s × [prefix > 0]`, by least squares after setting aside steps whose
 /// excess is more than three times the median one (a step delayed by anything else).
 /// Returns `(mixed_step_s, prefill_token_s, continued_prefill_s, steps used)`, or `None` with
 /// too few steps of each kind.
-pub fn fit_prefill_steps(model: &StepModel, steps: &[PrefillStep]) -> Option<(f64, f64, f64, usize)> {
+pub fn fit_prefill_steps(
+    model: &StepModel,
+    steps: &[PrefillStep],
+) -> Option<(f64, f64, f64, usize)> {
     let excess: Vec<(f64, f64, f64)> = steps
         .iter()
         .map(|s| {
             let n = s.decoders + 1;
             let base = model.predict(n, n as u64, s.kv);
-            (s.chunk as f64, if s.prefix > 0 { 1.0 } else { 0.0 }, s.seconds - base)
+            (
+                s.chunk as f64,
+                if s.prefix > 0 { 1.0 } else { 0.0 },
+                s.seconds - base,
+            )
         })
         .collect();
     let mut abs: Vec<f64> = excess.iter().map(|e| e.2.abs()).collect();

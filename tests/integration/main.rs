@@ -31,3 +31,5 @@ mod trace_workloads;
 mod vidur_parity;
 mod vidur_profile;
 mod vidur_vs_simfid;
+#[cfg(feature = "cli")]
+mod vllm_goldens;
