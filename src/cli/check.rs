@@ -15,8 +15,11 @@ use super::compare::{ReportOpts, report};
 #[derive(Debug, Clone, Args)]
 pub struct CheckArgs {
     /// The real run: a simfid recording or a vLLM bench result JSON with per-request
-    /// `start_times`, `ttfts`, `itls`, `input_lens`, `output_lens`.
-    pub real: PathBuf,
+    /// `start_times`, `ttfts`, `itls`, `input_lens`, `output_lens`. Without it: the bundled
+    /// golden (H100, transformers serve, a fresh server warmed with 40 requests, then 200
+    /// requests at 2 req/s: `golden/h100/qwen3-0.6b/hf-cb/s3-fresh40/judge-poisson-2qps`),
+    /// compiled into the binary.
+    pub real: Option<PathBuf>,
     /// A built-in preset (model, step profile, scheduler, KV capacity).
     #[arg(long, conflicts_with = "preset_file")]
     pub preset: Option<String>,
@@ -79,8 +82,29 @@ fn read_runs(paths: &[PathBuf]) -> Result<Vec<simfid::fixture::Run>> {
 }
 
 /// Runs `simfid check`.
+/// The golden `simfid check` replays when given no run.
+const BUNDLED: &[u8] =
+    include_bytes!("../../golden/h100/qwen3-0.6b/hf-cb/s3-fresh40/judge-poisson-2qps.jsonl");
+const BUNDLED_NAME: &str = "golden/h100/qwen3-0.6b/hf-cb/s3-fresh40/judge-poisson-2qps.jsonl";
+
+/// Reads the run to check: the given file, or the bundled golden (through a temporary file,
+/// removed at once).
+fn read_real(path: Option<&PathBuf>) -> Result<(simfid::fixture::Run, PathBuf)> {
+    if let Some(p) = path {
+        return Ok((read_any(p)?.0, p.clone()));
+    }
+    let dir = std::env::temp_dir().join(format!("simfid-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let tmp = dir.join("judge-poisson-2qps.jsonl");
+    std::fs::write(&tmp, BUNDLED)?;
+    let read = read_any(&tmp);
+    let _ = std::fs::remove_dir_all(&dir);
+    eprintln!("simfid check: no run given: the bundled golden {BUNDLED_NAME}");
+    Ok((read?.0, PathBuf::from(BUNDLED_NAME)))
+}
+
 pub fn main(a: CheckArgs) -> Result<i32> {
-    let (real, _) = read_any(&a.real)?;
+    let (real, real_path) = read_real(a.real.as_ref())?;
     let mut preset = match (&a.preset, &a.preset_file) {
         (Some(name), _) => Preset::builtin(name)?,
         (None, Some(path)) => Preset::from_file(path)?,
@@ -137,7 +161,10 @@ pub fn main(a: CheckArgs) -> Result<i32> {
                     warmup = Some(WarmUp::ISSUE_DEFAULT);
                     (Vec::new(), "40 warm-up requests, 4 at a time".into())
                 }
-                "auto" => match simfid::replay::session_history(&a.real)? {
+                "auto" => match match &a.real {
+                    Some(p) => simfid::replay::session_history(p)?,
+                    None => None,
+                } {
                     Some(paths) => (
                         read_runs(&paths)?,
                         format!("{} runs from the run's metadata", paths.len()),
@@ -228,7 +255,7 @@ pub fn main(a: CheckArgs) -> Result<i32> {
         &sim,
         &real,
         &format!("simfid replay ({})", preset.name),
-        &a.real.display().to_string(),
+        &real_path.display().to_string(),
         &a.opts,
     )
 }

@@ -435,3 +435,21 @@ fn the_shipped_profile_is_what_the_commands_make() {
         "{ca} {cd} vs {a} {dl}"
     );
 }
+
+#[test]
+fn simfid_check_without_a_run_replays_the_bundled_golden() {
+    // The README's first command: the bundled H100 golden, replayed with its declared warm-up;
+    // the same report as checking the file in the repository.
+    let (ok, bundled, err) = check_json(&[]);
+    assert!(ok, "{err}");
+    assert!(err.contains("bundled golden"), "{err}");
+    let file = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("golden/h100/qwen3-0.6b/hf-cb/s3-fresh40/judge-poisson-2qps.jsonl");
+    let (ok, named, err) = check_json(&[file.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert_eq!(bundled["metrics"], named["metrics"]);
+    let ttft = bundled["metrics"]["ttft"]["p50"]["rel_err"]
+        .as_f64()
+        .unwrap();
+    assert!(ttft.abs() < 0.10, "TTFT p50 {ttft}");
+}
