@@ -371,6 +371,136 @@ impl Preset {
     }
 }
 
+/// What a server served before the run being replayed, as `simfid check --history` names it.
+#[derive(Debug, Clone)]
+pub enum History {
+    /// The runs listed in `RUN.meta.json` beside the run ([`session_history`]); else the
+    /// warm-up its header declares; else [`History::Infer`].
+    Auto,
+    /// Estimated from the run itself ([`Served::InferredFrom`]).
+    Infer,
+    /// A server that starts with this run.
+    None,
+    /// A server that has met every step shape of this run.
+    SelfShapes,
+    /// A closed-loop warm-up with lengths cycled from the run.
+    WarmUp(WarmUp),
+    /// These recorded runs, in the order the server served them.
+    Runs(Vec<Run>),
+}
+
+/// A replay with what it assumed.
+#[derive(Debug, Clone)]
+pub struct Replay {
+    /// The simulated run.
+    pub sim: Run,
+    /// Step shapes (CUDA graphs) the replay captured.
+    pub captures: u64,
+    /// The history used, in words.
+    pub history: String,
+}
+
+impl Preset {
+    /// Replays `real` after `history`, exactly as `simfid check` does (the library and the
+    /// command give the same report). `path` is where `real` was read from: with
+    /// [`History::Auto`] its `.meta.json` names the earlier runs of its server, read from the
+    /// same folder (an error names a listed run that is missing).
+    ///
+    /// ```
+    /// # fn main() -> simfid::Result<()> {
+    /// use simfid::replay::{History, Preset};
+    /// let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+    ///     .join("golden/h100/qwen3-0.6b/hf-cb/s3-fresh40/judge-poisson-2qps.jsonl");
+    /// let (real, _) = simfid::fixture::read_run(&path)?;
+    /// let replay = Preset::for_run(&real)?.replay_history(&real, Some(&path), &History::Auto)?;
+    /// simfid::assert_fidelity!(replay.sim, real, { e2e: p50 10%; itl: p50 10%; });
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn replay_history(
+        &self,
+        real: &Run,
+        path: Option<&std::path::Path>,
+        history: &History,
+    ) -> Result<Replay> {
+        let mut warmup: Option<WarmUp> = None;
+        let mut infer = false;
+        let mut runs: Vec<Run> = Vec::new();
+        let what: String = match history {
+            History::None => "none".into(),
+            History::SelfShapes => {
+                runs.push(real.clone());
+                "every shape of this run".into()
+            }
+            History::Infer => {
+                infer = true;
+                "inferred from the run's own steps".into()
+            }
+            History::WarmUp(w) => {
+                warmup = Some(*w);
+                format!(
+                    "{} warm-up requests, {} at a time",
+                    w.requests, w.concurrency
+                )
+            }
+            History::Runs(r) => {
+                runs = r.clone();
+                format!("{} runs given", r.len())
+            }
+            History::Auto => {
+                let listed = match path {
+                    Some(p) => session_history(p)?,
+                    None => None,
+                };
+                match listed {
+                    Some(paths) => {
+                        for p in &paths {
+                            runs.push(crate::fixture::read_any(p)?.0);
+                        }
+                        format!("{} runs from the run's metadata", paths.len())
+                    }
+                    None => match real
+                        .meta
+                        .warmup
+                        .as_deref()
+                        .and_then(WarmUp::from_description)
+                    {
+                        Some(w) => {
+                            warmup = Some(w);
+                            format!(
+                                "{} warm-up requests, {} at a time, declared in the run's header",
+                                w.requests, w.concurrency
+                            )
+                        }
+                        None => {
+                            infer = true;
+                            "unknown (no metadata, no declared warm-up): inferred from the \
+                             run's own steps"
+                                .into()
+                        }
+                    },
+                }
+            }
+        };
+        let mut served: Vec<Served> = runs.iter().map(Served::Run).collect();
+        if let Some(w) = warmup {
+            served.push(Served::WarmUp {
+                lengths_of: real,
+                warmup: w,
+            });
+        }
+        if infer {
+            served.push(Served::InferredFrom(real));
+        }
+        let (sim, captures) = self.replay_served(real, &served)?;
+        Ok(Replay {
+            sim,
+            captures,
+            history: what,
+        })
+    }
+}
+
 /// Something a server served before the run being replayed.
 #[derive(Debug, Clone, Copy)]
 pub enum Served<'a> {

@@ -147,73 +147,23 @@ pub fn main(a: CheckArgs) -> Result<i32> {
     pad.q_cap = pad.q_cap.max(preset.scheduler.max_tokens_in_batch);
     let sim = match &a.op_profiles {
         None => {
-            use simfid::replay::{Served, WarmUp};
-            let mut warmup: Option<WarmUp> = None;
-            let mut infer = false;
-            let (history, what): (Vec<simfid::fixture::Run>, String) = match a.history.as_str() {
-                "none" => (Vec::new(), "none".into()),
-                "self" => (vec![real.clone()], "every shape of this run".into()),
-                "infer" => {
-                    infer = true;
-                    (Vec::new(), "inferred from the run's own steps".into())
-                }
-                "warmup40" => {
-                    warmup = Some(WarmUp::ISSUE_DEFAULT);
-                    (Vec::new(), "40 warm-up requests, 4 at a time".into())
-                }
-                "auto" => match match &a.real {
-                    Some(p) => simfid::replay::session_history(p)?,
-                    None => None,
-                } {
-                    Some(paths) => (
-                        read_runs(&paths)?,
-                        format!("{} runs from the run's metadata", paths.len()),
-                    ),
-                    None => match real
-                        .meta
-                        .warmup
-                        .as_deref()
-                        .and_then(WarmUp::from_description)
-                    {
-                        Some(w) => {
-                            warmup = Some(w);
-                            (
-                                Vec::new(),
-                                format!(
-                                    "{} warm-up requests, {} at a time, declared in the run's header",
-                                    w.requests, w.concurrency
-                                ),
-                            )
-                        }
-                        None => {
-                            infer = true;
-                            (
-                                Vec::new(),
-                                "unknown (no metadata, no declared warm-up): inferred from the run's own steps".into(),
-                            )
-                        }
-                    },
-                },
-                list => {
-                    let paths: Vec<PathBuf> = list.split(',').map(PathBuf::from).collect();
-                    (read_runs(&paths)?, format!("{} runs given", paths.len()))
-                }
+            use simfid::replay::History;
+            let history = match a.history.as_str() {
+                "auto" => History::Auto,
+                "none" => History::None,
+                "self" => History::SelfShapes,
+                "infer" => History::Infer,
+                "warmup40" => History::WarmUp(simfid::replay::WarmUp::ISSUE_DEFAULT),
+                list => History::Runs(read_runs(
+                    &list.split(',').map(PathBuf::from).collect::<Vec<_>>(),
+                )?),
             };
-            let mut served: Vec<Served> = history.iter().map(Served::Run).collect();
-            if let Some(w) = warmup {
-                served.push(Served::WarmUp {
-                    lengths_of: &real,
-                    warmup: w,
-                });
-            }
-            if infer {
-                served.push(Served::InferredFrom(&real));
-            }
-            let (sim, captures) = preset.replay_served(&real, &served)?;
+            let r = preset.replay_history(&real, a.real.as_deref(), &history)?;
             eprintln!(
-                "simfid check: server history: {what}; {captures} new step shapes captured in the replay"
+                "simfid check: server history: {}; {} new step shapes captured in the replay",
+                r.history, r.captures
             );
-            sim
+            r.sim
         }
         Some(files) => {
             let Some((mlp, attention)) = files.split_once(',') else {

@@ -453,3 +453,35 @@ fn simfid_check_without_a_run_replays_the_bundled_golden() {
         .unwrap();
     assert!(ttft.abs() < 0.10, "TTFT p50 {ttft}");
 }
+
+#[test]
+fn library_and_cli_give_the_same_report() {
+    // `Preset::for_run` + `replay_history(.., History::Auto)` is what `simfid check RUN` runs:
+    // server history from the metadata (s2), from the declared warm-up (s3), none (vLLM).
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    for rel in [
+        "golden/h100/qwen3-0.6b/hf-cb/s2/judge-poisson-2qps-rep3.jsonl",
+        "golden/h100/qwen3-0.6b/hf-cb/s3-fresh40/judge-poisson-2qps.jsonl",
+        "golden/h200/qwen3-0.6b/vllm-0.24/judge-poisson-16qps.jsonl.gz",
+    ] {
+        let path = root.join(rel);
+        let (real, _) = read_run(&path).unwrap();
+        let lib = Preset::for_run(&real)
+            .unwrap()
+            .replay_history(&real, Some(&path), &simfid::replay::History::Auto)
+            .unwrap();
+        let v = compare(&lib.sim, &real, &CompareOptions::default())
+            .unwrap()
+            .to_json(None);
+        let (ok, cli, err) = check_json(&[path.to_str().unwrap()]);
+        assert!(ok, "{err}");
+        for m in ["ttft", "itl", "tpot", "e2e"] {
+            for q in ["p50", "p90"] {
+                assert_eq!(
+                    v["metrics"][m][q]["sim_ms"], cli["metrics"][m][q]["sim_ms"],
+                    "{rel} {m} {q}"
+                );
+            }
+        }
+    }
+}
