@@ -109,8 +109,18 @@ impl fmt::Display for Stat {
 pub fn guard(stat: Stat, n: usize) -> Option<String> {
     let need = stat.min_samples();
     (n < need).then(|| {
+        // The highest quantile these samples do support, to assert instead.
+        let instead = [Stat::P95, Stat::P90, Stat::P50]
+            .into_iter()
+            .find(|s| s.permille() < stat.permille() && s.min_samples() <= n);
+        let alt = match instead {
+            Some(s) => format!("assert {s} instead ({n} samples support it), or "),
+            None => String::new(),
+        };
         format!(
-            "{stat} needs at least {need} samples ({TAIL_SAMPLES} beyond the quantile), got {n}"
+            "{stat} needs at least {need} samples ({TAIL_SAMPLES} beyond the quantile), got {n}: \
+             {alt}compare runs with at least {need} requests (per-request metrics) or chunks \
+             (ITL, TBT), or pass allow_few_samples(true) to decide it anyway"
         )
     })
 }
