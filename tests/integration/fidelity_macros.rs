@@ -104,7 +104,10 @@ fn too_few_samples_and_unusable_runs_are_refused() {
     );
     assert!(msg.contains("cannot decide ttft:p99<=50%"), "{msg}");
     // The refusal says what the data supports instead.
-    assert!(msg.contains("assert p95 instead (200 samples support it)"), "{msg}");
+    assert!(
+        msg.contains("assert p95 instead (200 samples support it)"),
+        "{msg}"
+    );
     let v = simfid::assert_ttft_within!(sim, real, p99, 50%, allow_few_samples(true));
     assert!(v.to_string().contains("pass (few samples)"));
     let empty = Run {
