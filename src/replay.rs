@@ -50,6 +50,19 @@ const BUILTIN: &[(&str, &str)] = &[
     ),
 ];
 
+/// Scheduler settings of a server, named as vLLM's flags; `None` leaves the preset's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SchedulerKnobs {
+    /// Step token budget (`--max-num-batched-tokens`; transformers' `--cb-max-batch-tokens`).
+    pub max_num_batched_tokens: Option<u32>,
+    /// Most requests running at once (`--max-num-seqs`).
+    pub max_num_seqs: Option<u32>,
+    /// KV block size in tokens (`--block-size`).
+    pub block_size: Option<u32>,
+    /// KV capacity in blocks (`--num-gpu-blocks-override`; transformers' `--cb-num-blocks`).
+    pub num_gpu_blocks: Option<u64>,
+}
+
 /// The servers simfid has a scheduler model and a preset for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ServerKind {
@@ -135,6 +148,7 @@ impl Preset {
     /// flags are left alone; a value that is not a number is an error naming the flag.
     pub fn with_server_flags(&mut self, flags: &[String]) -> Result<&mut Self> {
         let vllm = self.scheduler.kind == crate::sim::ReplicaSchedulerKind::VllmV1;
+        let mut knobs = SchedulerKnobs::default();
         let mut i = 0;
         while i < flags.len() {
             let (flag, value) = match flags[i].split_once('=') {
@@ -149,30 +163,48 @@ impl Preset {
                         Error::Config(format!("server flag {flag}: not a number: {v:?}"))
                     })
             };
-            let s = &mut self.scheduler;
             match (vllm, flag.as_str()) {
                 (true, "--max-num-batched-tokens") | (false, "--cb-max-batch-tokens") => {
-                    s.max_tokens_in_batch = num(value)? as u32;
+                    knobs.max_num_batched_tokens = Some(num(value)? as u32);
                     i += consumed;
                 }
                 (true, "--max-num-seqs") => {
-                    s.batch_size_cap = num(value)? as u32;
+                    knobs.max_num_seqs = Some(num(value)? as u32);
                     i += consumed;
                 }
                 (true, "--block-size") | (false, "--cb-block-size") => {
-                    s.block_size = num(value)? as u32;
+                    knobs.block_size = Some(num(value)? as u32);
                     i += consumed;
                 }
                 (true, "--num-gpu-blocks-override") | (false, "--cb-num-blocks") => {
-                    s.num_blocks = Some(num(value)?);
+                    knobs.num_gpu_blocks = Some(num(value)?);
                     i += consumed;
                 }
                 _ => i += 1,
             }
         }
+        Ok(self.with_knobs(&knobs))
+    }
+
+    /// Sets the scheduler knobs given (the others stay), and widens the step model's query
+    /// padding cap to the token budget.
+    pub fn with_knobs(&mut self, k: &SchedulerKnobs) -> &mut Self {
+        let s = &mut self.scheduler;
+        if let Some(v) = k.max_num_batched_tokens {
+            s.max_tokens_in_batch = v;
+        }
+        if let Some(v) = k.max_num_seqs {
+            s.batch_size_cap = v;
+        }
+        if let Some(v) = k.block_size {
+            s.block_size = v;
+        }
+        if let Some(v) = k.num_gpu_blocks {
+            s.num_blocks = Some(v);
+        }
         let pad = &mut self.step.step.padding;
         pad.q_cap = pad.q_cap.max(self.scheduler.max_tokens_in_batch);
-        Ok(self)
+        self
     }
 
     /// Qwen3-0.6B (bf16) on an H200 behind `vllm serve` (vLLM 0.24, V1 engine, FA3, CUDA

@@ -130,21 +130,12 @@ pub fn main(a: CheckArgs) -> Result<i32> {
         }
         preset.with_server_flags(&server.flags)?;
     }
-    let s = &mut preset.scheduler;
-    if let Some(v) = a.max_num_batched_tokens {
-        s.max_tokens_in_batch = v;
-    }
-    if let Some(v) = a.max_num_seqs {
-        s.batch_size_cap = v;
-    }
-    if let Some(v) = a.block_size {
-        s.block_size = v;
-    }
-    if let Some(v) = a.num_gpu_blocks {
-        s.num_blocks = Some(v);
-    }
-    let pad = &mut preset.step.step.padding;
-    pad.q_cap = pad.q_cap.max(preset.scheduler.max_tokens_in_batch);
+    preset.with_knobs(&simfid::replay::SchedulerKnobs {
+        max_num_batched_tokens: a.max_num_batched_tokens,
+        max_num_seqs: a.max_num_seqs,
+        block_size: a.block_size,
+        num_gpu_blocks: a.num_gpu_blocks,
+    });
     let sim = match &a.op_profiles {
         None => {
             use simfid::replay::History;

@@ -403,21 +403,16 @@ fn the_shipped_profile_is_what_the_commands_make() {
     let tmp = tempfile::tempdir().unwrap();
     let fitted = tmp.path().join("fit.json");
     let s = |p: &std::path::Path| p.to_str().unwrap().to_string();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_simfid"))
-        .args(["profile", "fit", "--server", "vllm", "--plan"])
-        .arg(s(&d.join("step-experiments/plan/plan.json")))
-        .arg("--runs")
-        .arg(s(&d.join("step-experiments/runs")))
-        .arg("--run")
-        .arg(s(&dir().join("calib-poisson-12qps.jsonl.gz")))
-        .args(["--token-budget", "512", "--gap-ms", "0.7", "-o"])
-        .arg(s(&fitted))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    super::loopback::run_ok(
+        std::process::Command::new(env!("CARGO_BIN_EXE_simfid"))
+            .args(["profile", "fit", "--server", "vllm", "--plan"])
+            .arg(s(&d.join("step-experiments/plan/plan.json")))
+            .arg("--runs")
+            .arg(s(&d.join("step-experiments/runs")))
+            .arg("--run")
+            .arg(s(&dir().join("calib-poisson-12qps.jsonl.gz")))
+            .args(["--token-budget", "512", "--gap-ms", "0.7", "-o"])
+            .arg(s(&fitted)),
     );
     let made = StepProfile::from_file(&fitted).unwrap();
     let shipped = Preset::builtin("h200-qwen3-0.6b-vllm").unwrap();
