@@ -291,6 +291,25 @@ VLLM_MBT2048_PLAN = [
     ("record", "mbt2048-judge-poisson-48qps", "judge-poisson-48qps"),
     ("record", "mbt2048-judge-long-4qps", "judge-long-4qps"),
 ]
+# A third session (issue 11: p99 needs >= 1,000 requests): a freshly started server of the first
+# configuration, its own warm-up, then three 1,000-request Poisson runs below the knee. New seeds
+# (55x), so these runs are also out-of-sample for everything fitted on the first session.
+VLLM_P99_WORKLOADS = {
+    w.name: w
+    for w in [
+        Workload(f"judge-poisson-{r}qps-n1000", "judge", 550 + i, 1000, float(r), "poisson",
+                 "1,000 requests: enough for p99 (the sample guard's minimum)")
+        for i, r in enumerate((16, 24, 32), 1)
+    ]
+}
+VLLM_WORKLOADS.update(VLLM_P99_WORKLOADS)
+VLLM_P99_PLAN = [
+    ("warmup", "p99-cold40-poisson-8qps", "cold40-poisson-8qps"),
+    ("warmup", "p99-overload-poisson-64qps", "overload-poisson-64qps"),
+    ("record", "judge-poisson-24qps-n1000", "judge-poisson-24qps-n1000"),
+    ("record", "judge-poisson-16qps-n1000", "judge-poisson-16qps-n1000"),
+    ("record", "judge-poisson-32qps-n1000", "judge-poisson-32qps-n1000"),
+]
 VLLM_OUT_DIR = os.path.join(OUT_DIR, "vllm")
 
 
@@ -409,6 +428,8 @@ def main():
     if args.set == "vllm" and not args.selftest:
         second = plan_rows(VLLM_MBT2048_PLAN)
         files["plan-mbt2048.tsv"] = plan_text(second)
+        third = plan_rows(VLLM_P99_PLAN)
+        files["plan-p99.tsv"] = plan_text(third)
     sums = "".join(f"{hashlib.sha256(files[f].encode()).hexdigest()}  {f}\n" for f in sorted(files))
     files["SHA256SUMS"] = sums
 
@@ -421,6 +442,7 @@ def main():
         print_plan(rows)
         if "plan-mbt2048.tsv" in files:
             print_plan(second)
+            print_plan(third)
         if bad:
             sys.exit(f"make_workloads: differs from {args.out}: {', '.join(bad)}")
         print(f"make_workloads: {len(files)} files in {args.out} match")
@@ -433,6 +455,7 @@ def main():
     print_plan(rows)
     if "plan-mbt2048.tsv" in files:
         print_plan(second)
+        print_plan(third)
     print(f"make_workloads: wrote {len(files)} files to {args.out}")
 
 

@@ -16,6 +16,13 @@
 #   record-512  run_goldens.sh --external-server: warm-up, then every pending run of
 #               workloads/vllm/plan.tsv, then the step-time experiments; resumable
 #   record-2048 the same for workloads/vllm/plan-mbt2048.tsv (no step experiments)
+#   record-p99  workloads/vllm/plan-p99.tsv on a server of the first configuration in its own
+#               session (state-p99): its warm-up, then three 1,000-request runs (p99 needs them)
+#   opprof      scripts/profile/profile_ops_vllm.py (operator profiles with vLLM's kernels, for
+#               Vidur) into $OUT/opprof.tar.gz; stops the server first (the GPU must be idle)
+#   bench-serve `vllm bench serve` (completions and chat) against `simfid serve` on this machine
+#               (issue 13's trial; installs aiohttp/tqdm from .vllm-bundle/extra/ if the image
+#               lacks them); results into $OUT/bench-serve.tar.gz
 #   stop        stop the server
 # Results are packed by run_goldens.sh into $OUT/mbt512/ and $OUT/mbt2048/ after every run;
 # the server logs go into $OUT/vllm-logs.tar.gz.
@@ -119,21 +126,78 @@ step_start() { # CONFIG
   grep -E "KV cache|maximum concurrency|backend|Graph capturing finished|torch.compile takes" "$logf" | head -n 12 || true
 }
 
-step_record() { # CONFIG
-  local cfg=$1 plan=plan.tsv phases=warmup,record,stepprof
+step_record() { # CONFIG [PLAN-NAME]
+  local cfg=$1 name=${2:-mbt$1} plan=plan.tsv phases=warmup,record,stepprof
   [ "$cfg" = 2048 ] && { plan=plan-mbt2048.tsv; phases=warmup,record; }
+  [ "$name" = p99 ] && { plan=plan-p99.tsv; phases=warmup,record; }
   answering || { log "record-$cfg: no server"; return 4; }
   [ "$(cat "$ROOT/server.config" 2>/dev/null)" = "$cfg" ] || { log "record-$cfg: the server runs another configuration"; return 4; }
   local left=""
   if [ -n "$DEADLINE_S" ]; then left=$(( DEADLINE_S - ($(date +%s) - START) )); [ "$left" -gt 30 ] || return 0; fi
-  mkdir -p "$OUT_DIR/mbt$cfg"
+  mkdir -p "$OUT_DIR/$name"
   local simfid=target/release/simfid
   [ -x "$ROOT/simfid" ] && simfid=$ROOT/simfid
   TOKENIZER=$MODEL_DIR/tokenizer.json bash "$HERE/run_goldens.sh" --external-server --simfid "$simfid" \
     --phase "$phases" --plan "$HERE/workloads/vllm/$plan" --expect-gpu "$EXPECT_GPU" \
     --server-name "vllm 0.24.0" --server-flags "$(flags_for "$cfg")" --model-req "$MODEL_DIR" \
-    --state "$ROOT/state-mbt$cfg" --out "$OUT_DIR/mbt$cfg" --stepprof-timeout-s 150 \
-    ${left:+--deadline-s "$left"} || log "record-$cfg: run_goldens.sh exit $?"
+    --state "$ROOT/state-$name" --out "$OUT_DIR/$name" --stepprof-timeout-s 150 \
+    ${left:+--deadline-s "$left"} || log "record-$name: run_goldens.sh exit $?"
+}
+
+step_opprof() {
+  stop_server
+  vllm_env
+  local dir=$ROOT/opprof
+  rm -rf "$dir"; mkdir -p "$dir"
+  python3 scripts/profile/profile_ops_vllm.py --out "$dir" ${OPPROF_ARGS:-} 2>&1 | grep -v Warning | tail -n 20
+  tar -czf "$OUT_DIR/opprof.tar.gz" -C "$ROOT" opprof
+}
+
+# Installs the extra wheels carried in .vllm-bundle/extra/ whose module the image lacks.
+extra_wheels() {
+  local extra=$ROOT/extra-site
+  [ -d .vllm-bundle/extra ] || return 0
+  mkdir -p "$extra"
+  python3 - "$extra" .vllm-bundle/extra/*.whl <<'PY'
+import importlib.util, subprocess, sys, os
+target, wheels = sys.argv[1], sys.argv[2:]
+mods = {"attrs": "attr", "typing_extensions": "typing_extensions"}
+for w in wheels:
+    dist = os.path.basename(w).split("-")[0]
+    mod = mods.get(dist, dist)
+    if importlib.util.find_spec(mod) is None:
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index",
+                        "--target", target, w], check=True)
+        print("extra wheel installed:", dist)
+PY
+  export PYTHONPATH=$PYTHONPATH:$extra
+}
+
+step_bench_serve() {
+  vllm_env
+  extra_wheels
+  local simfid=target/release/simfid
+  [ -x "$ROOT/simfid" ] && simfid=$ROOT/simfid
+  local dir=$ROOT/bench-serve port=8100
+  rm -rf "$dir"; mkdir -p "$dir"
+  "$simfid" serve --port $port --model Qwen/Qwen3-0.6B --served-model-name qwen3 --device h200 \
+    --tokenizer "$MODEL_DIR/tokenizer.json" > "$dir/serve.log" 2>&1 &
+  local spid=$!
+  for _ in $(seq 50); do PORT=$port answering && break; sleep 0.2; done
+  local rc=0
+  for ep in completions chat; do
+    local backend=openai endpoint=/v1/completions
+    [ $ep = chat ] && { backend=openai-chat; endpoint=/v1/chat/completions; }
+    python3 -m vllm.entrypoints.cli.main bench serve --backend $backend --endpoint $endpoint \
+      --base-url "http://127.0.0.1:$port" --model qwen3 --tokenizer "$MODEL_DIR" \
+      --dataset-name random --random-input-len 200 --random-output-len 100 --num-prompts 300 \
+      --request-rate 20 --seed 0 --ignore-eos --save-result --result-dir "$dir" \
+      --result-filename "bench-$ep.json" > "$dir/bench-$ep.log" 2>&1 || rc=$?
+    tail -n 25 "$dir/bench-$ep.log"
+  done
+  kill "$spid" 2>/dev/null; wait "$spid" 2>/dev/null
+  tar -czf "$OUT_DIR/bench-serve.tar.gz" -C "$ROOT" bench-serve
+  log "bench-serve: exit $rc"
 }
 
 pack_logs() {
@@ -149,6 +213,9 @@ for s in "${STEPS[@]}"; do
     start-2048) step_start 2048 ;;
     record-512) step_record 512 ;;
     record-2048) step_record 2048 ;;
+    record-p99) step_record 512 p99 ;;
+    opprof) step_opprof ;;
+    bench-serve) step_bench_serve ;;
     stop) stop_server ;;
     *) echo "run_vllm_goldens: unknown step $s" >&2; exit 2 ;;
   esac
