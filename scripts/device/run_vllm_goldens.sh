@@ -127,6 +127,7 @@ step_start() { # CONFIG
 }
 
 step_record() { # CONFIG [PLAN-NAME]
+  vllm_env   # the versions check of run_goldens.sh then sees vLLM's packages
   local cfg=$1 name=${2:-mbt$1} plan=plan.tsv phases=warmup,record,stepprof
   [ "$cfg" = 2048 ] && { plan=plan-mbt2048.tsv; phases=warmup,record; }
   [ "$name" = p99 ] && { plan=plan-p99.tsv; phases=warmup,record; }
