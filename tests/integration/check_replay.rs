@@ -122,7 +122,7 @@ fn check_cli_prints_the_compare_json() {
             assert!(e.abs() < 1e-9, "{m} {q}: {e}");
         }
     }
-    let unknown = std::process::Command::new(env!("CARGO_BIN_EXE_simfid"))
+    let unknown = std::process::Command::new(super::shared::simfid_bin())
         .arg("check")
         .arg(dir.join("real.jsonl"))
         .args(["--preset", "no-such-preset"])
@@ -225,7 +225,7 @@ fn server_history_decides_the_capture_stalls() {
         r#"{"runs_before_on_server": "warm gone"}"#,
     )
     .unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_simfid"))
+    let out = std::process::Command::new(super::shared::simfid_bin())
         .arg("check")
         .arg(dir.join("judged.jsonl"))
         .arg("--preset-file")

@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 use super::shared;
 
 fn simfid(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_simfid"))
+    Command::new(super::shared::simfid_bin())
         .args(args)
         .current_dir(cwd)
         .output()

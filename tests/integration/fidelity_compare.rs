@@ -44,7 +44,7 @@ fn write(dir: &Path, name: &str, v: &Value) {
 }
 
 fn simfid(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_simfid"))
+    Command::new(super::shared::simfid_bin())
         .args(args)
         .current_dir(dir)
         .output()

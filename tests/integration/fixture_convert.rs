@@ -250,7 +250,7 @@ fn unrecognised_input_is_refused_with_the_file_name() {
 }
 
 fn simfid(args: &[&str], cwd: &Path) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_simfid"))
+    Command::new(super::shared::simfid_bin())
         .args(args)
         .current_dir(cwd)
         .output()

@@ -299,7 +299,7 @@ fn operator_profiles_under_the_same_scheduler() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let ops = dir.join("fixtures/profiles/h100/Qwen/Qwen3-0.6B/bf16");
     let e2e_p50 = |name: &str| -> f64 {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_simfid"))
+        let out = std::process::Command::new(super::shared::simfid_bin())
             .arg("check")
             .arg(
                 dir.join("golden/h100/qwen3-0.6b/hf-cb")

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 /// The simfid binary built for these tests.
 pub fn simfid() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_simfid"))
+    Command::new(super::shared::simfid_bin())
 }
 
 /// Runs `cmd`, fails the test with its stderr unless it exits 0, and returns its output.

@@ -93,3 +93,22 @@ impl AsRef<Path> for Scratch {
         self.0.path()
     }
 }
+
+/// The `simfid` binary of this build (the workspace member `cli/`, package simfid-cli), next to
+/// the test binary's `deps/` folder. `cargo nextest run` at the workspace root builds it; a test
+/// that cannot find it fails naming the path.
+pub fn simfid_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("the test binary lies in target/<profile>/deps");
+    let bin = dir.join(format!("simfid{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.is_file(),
+        "{} is missing: build the binary with `cargo build -p simfid-cli` (or run the tests with \
+         `cargo nextest run` at the workspace root, which builds it)",
+        bin.display()
+    );
+    bin
+}

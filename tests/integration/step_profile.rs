@@ -71,8 +71,8 @@ fn experiments_recover_the_step_model() {
 #[test]
 fn profile_cli_plans_and_fits() {
     let dir = super::shared::scratch("simfid-profile-");
-    let bin = env!("CARGO_BIN_EXE_simfid");
-    let out = std::process::Command::new(bin)
+    let bin = super::shared::simfid_bin();
+    let out = std::process::Command::new(&bin)
         .args(["profile", "plan", "-o"])
         .arg(dir.join("plan"))
         .output()
@@ -91,7 +91,7 @@ fn profile_cli_plans_and_fits() {
         simfid::fixture::write_run(&dir.join("runs").join(format!("{name}.jsonl")), &run).unwrap();
     }
     let p = fit_cli(
-        std::process::Command::new(bin)
+        std::process::Command::new(&bin)
             .args(["profile", "fit", "--plan"])
             .arg(dir.join("plan/plan.json"))
             .arg("--runs")
@@ -188,7 +188,7 @@ fn profile_fit_on_a_session_measures_the_capture_stall() {
     }
     assert!(!exec.keys().is_empty());
     let p = fit_cli(
-        std::process::Command::new(env!("CARGO_BIN_EXE_simfid")).args([
+        std::process::Command::new(super::shared::simfid_bin()).args([
             "profile",
             "fit",
             "--session",

@@ -52,6 +52,16 @@ const MBT2048: [&str; 5] = [
     "mbt2048/mbt2048-judge-long-4qps",
 ];
 
+/// A second H200 (another GPU and host, a freshly started server of the first configuration),
+/// three runs of 1,000 requests each: enough samples for TTFT/TPOT/E2E p99.
+const P99: [&str; 5] = [
+    "p99/p99-cold40-poisson-8qps",
+    "p99/p99-overload-poisson-64qps",
+    "p99/judge-poisson-16qps-n1000",
+    "p99/judge-poisson-24qps-n1000",
+    "p99/judge-poisson-32qps-n1000",
+];
+
 /// The replay of a golden under the preset its header picks.
 fn replay(real: &Run) -> Run {
     Preset::for_run(real).unwrap().replay(real).unwrap()
@@ -219,7 +229,7 @@ fn the_header_picks_the_preset_and_the_flags_the_scheduler() {
 }
 
 fn check_json(args: &[&str]) -> (bool, serde_json::Value, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_simfid"))
+    let out = std::process::Command::new(super::shared::simfid_bin())
         .arg("check")
         .args(args)
         .args(["--format", "json"])
@@ -253,7 +263,11 @@ fn simfid_check_needs_no_flag_and_takes_vllm_named_overrides() {
 
 #[test]
 fn goldens_are_h200_runs_of_the_pinned_vllm_server() {
-    for (names, mbt) in [(&MBT512[..], "512"), (&MBT2048[..], "2048")] {
+    for (names, mbt) in [
+        (&MBT512[..], "512"),
+        (&MBT2048[..], "2048"),
+        (&P99[..], "512"),
+    ] {
         for name in names {
             let run = golden(name);
             assert!(run.meta.gpu.as_deref().unwrap_or("").contains("H200"));
@@ -272,19 +286,27 @@ fn goldens_are_h200_runs_of_the_pinned_vllm_server() {
             assert!(run.requests.len() >= 40 && run.requests.iter().all(|r| r.ok()));
             // Chunk token counts add up to what the server reported (counted with the
             // word-level tokenizer: vLLM coalesces tokens into one SSE chunk under load), but
-            // for one request of 6,840 (151 of 152: a token that decodes to no word), which the
-            // recorder flagged.
+            // for a few requests (1 of the 6,840 of the first H200, 4 of the 3,640 of the second:
+            // 1-2 tokens that decode to no word), each flagged by the recorder with both counts.
+            let mut off = 0;
             for r in &run.requests {
                 let n: u32 = r.chunks.iter().map(|c| c.n).sum();
-                if Some(n) != r.usage_completion_tokens {
-                    assert_eq!((*name, r.id), ("calib-poisson-36qps", 243));
+                let usage = r.usage_completion_tokens.unwrap();
+                if n != usage {
+                    off += 1;
+                    assert!(usage > n && usage - n <= 2, "{name} request {}", r.id);
+                    let expect = format!("is {usage} but the chunks carry {n} tokens");
                     assert!(
-                        r.warnings[0].contains("chunks carry 151 tokens"),
+                        r.warnings.iter().any(|w| w.contains(&expect)),
                         "{:?}",
                         r.warnings
                     );
                 }
             }
+            assert!(
+                off * 200 <= run.requests.len(),
+                "{name}: {off} requests miscounted"
+            );
         }
     }
 }
@@ -292,12 +314,23 @@ fn goldens_are_h200_runs_of_the_pinned_vllm_server() {
 #[test]
 fn every_vllm_golden_report_is_pinned() {
     for name in MBT512.iter().chain(&MBT2048) {
-        let real = golden(name);
-        let sim = replay(&real);
-        let report = compare(&sim, &real, &CompareOptions::default()).unwrap();
-        let snap = format!("vllm_{}", name.rsplit('/').next().unwrap());
-        insta::assert_yaml_snapshot!(snap, report.view());
+        pin_report(name);
     }
+}
+
+#[test]
+fn every_p99_golden_report_is_pinned() {
+    for name in &P99 {
+        pin_report(name);
+    }
+}
+
+fn pin_report(name: &str) {
+    let real = golden(name);
+    let sim = replay(&real);
+    let report = compare(&sim, &real, &CompareOptions::default()).unwrap();
+    let snap = format!("vllm_{}", name.rsplit('/').next().unwrap());
+    insta::assert_yaml_snapshot!(snap, report.view());
 }
 
 #[test]
@@ -325,6 +358,36 @@ fn what_holds_below_the_knee() {
         } else {
             simfid::assert_fidelity!(sim, real, { e2e: p50 30%; tpot: p50 30%; ttft: p50 35%; });
         }
+    }
+}
+
+#[test]
+fn p99_is_decided_on_the_1000_request_goldens() {
+    // TTFT, TPOT and E2E p99 need 1,000 requests (the sample guard's minimum): the three
+    // `p99/` runs have them, and the assertions below are decided, not refused. They were
+    // recorded on another H200 than the preset's profile: that server is slower at every rate
+    // (TTFT p50 41-65 ms against 29-37 ms for the same rates on the first one), so what holds
+    // is wide; the bounds pin today's errors (sim low everywhere) so a regression shows.
+    for name in &P99[2..] {
+        let real = golden(name);
+        assert_eq!(real.requests.len(), 1000);
+        let sim = replay(&real);
+        let opts = CompareOptions {
+            only: Some(vec![Metric::Ttft, Metric::Tpot, Metric::E2e]),
+            ..CompareOptions::default()
+        };
+        let report = compare(&sim, &real, &opts).unwrap();
+        for m in [Metric::Ttft, Metric::Tpot, Metric::E2e] {
+            let row = &report.metrics[&m].rows[&simfid::fidelity::Stat::P99];
+            assert_eq!(row.refused, None, "{name}: {m:?} p99 refused");
+            let err = row.rel_err.unwrap();
+            assert!(err < 0.0, "{name}: {m:?} p99: sim is not low ({err})");
+        }
+        simfid::assert_fidelity!(sim, real, {
+            ttft: p99 65%;
+            tpot: p99 50%;
+            e2e: p50 40%, p99 45%;
+        });
     }
 }
 
@@ -404,7 +467,7 @@ fn the_shipped_profile_is_what_the_commands_make() {
     let fitted = tmp.path().join("fit.json");
     let s = |p: &std::path::Path| p.to_str().unwrap().to_string();
     super::loopback::run_ok(
-        std::process::Command::new(env!("CARGO_BIN_EXE_simfid"))
+        std::process::Command::new(super::shared::simfid_bin())
             .args(["profile", "fit", "--server", "vllm", "--plan"])
             .arg(s(&d.join("step-experiments/plan/plan.json")))
             .arg("--runs")

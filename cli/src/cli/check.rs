@@ -84,7 +84,7 @@ fn read_runs(paths: &[PathBuf]) -> Result<Vec<simfid::fixture::Run>> {
 /// Runs `simfid check`.
 /// The golden `simfid check` replays when given no run.
 const BUNDLED: &[u8] =
-    include_bytes!("../../golden/h100/qwen3-0.6b/hf-cb/s3-fresh40/judge-poisson-2qps.jsonl");
+    include_bytes!("../../../golden/h100/qwen3-0.6b/hf-cb/s3-fresh40/judge-poisson-2qps.jsonl");
 const BUNDLED_NAME: &str = "golden/h100/qwen3-0.6b/hf-cb/s3-fresh40/judge-poisson-2qps.jsonl";
 
 /// Reads the run to check: the given file, or the bundled golden (through a temporary file,
@@ -108,9 +108,20 @@ pub fn main(a: CheckArgs) -> Result<i32> {
     let mut preset = match (&a.preset, &a.preset_file) {
         (Some(name), _) => Preset::builtin(name)?,
         (None, Some(path)) => Preset::from_file(path)?,
+        // The server, GPU and model the run's header names pick the preset; `--step-profile`
+        // replaces its step profile (a run with no such header: the H100 hf_cb preset's
+        // scheduler, as before headers named the server).
         (None, None) => match &a.step_profile {
-            Some(p) => Preset::hf_cb_qwen3_h100(simfid::exec::step::StepProfile::from_file(p)?)?,
-            // The server, GPU and model the run's header names pick the preset.
+            Some(p) => {
+                let step = simfid::exec::step::StepProfile::from_file(p)?;
+                match Preset::for_run(&real) {
+                    Ok(mut preset) => {
+                        preset.step = step;
+                        preset
+                    }
+                    Err(_) => Preset::hf_cb_qwen3_h100(step)?,
+                }
+            }
             None => Preset::for_run(&real)?,
         },
     };
