@@ -31,5 +31,6 @@ mod trace_workloads;
 mod vidur_parity;
 mod vidur_profile;
 mod vidur_vs_simfid;
+mod vidur_vs_vllm;
 #[cfg(feature = "cli")]
 mod vllm_goldens;
