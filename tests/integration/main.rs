@@ -23,4 +23,5 @@ mod trace_workloads;
 mod vidur_parity;
 mod vidur_profile;
 mod vidur_vs_simfid;
+mod vidur_vs_vllm;
 mod vllm_goldens;
