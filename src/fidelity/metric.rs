@@ -33,19 +33,11 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::fixture::{RequestRun, Run};
-use crate::sim::RequestRecord;
+use crate::fixture::{RequestRun, Run, TokenTimes};
 
-/// `RunMeta::extra` key saying which token times a run holds: absent or `"all"` = every
-/// chunk; `"first_last"` = only the first and the last token (Vidur's `request_metrics.csv`),
-/// so ITL and TBT are not available.
-pub const TOKEN_TIMES_KEY: &str = "token_times";
-/// `RunMeta::extra` key saying that arrival times are unknown (`"unknown"`), e.g. a vLLM
-/// bench result saved without `start_times`.
-pub const ARRIVALS_KEY: &str = "arrivals";
-/// `RunMeta::extra` key of an object `{"<request id>": seconds}` with each request's
-/// scheduling delay (first schedule − arrival), when the source knows it.
-pub const SCHEDULING_DELAY_KEY: &str = "scheduling_delay_s";
+/// The run facts' keys, defined by the format ([`crate::fixture::RunMeta::token_times`] and
+/// its siblings read them).
+pub use crate::fixture::{ARRIVALS_KEY, SCHEDULING_DELAY_KEY, TOKEN_TIMES_KEY};
 
 /// A named set of metric definitions (see the module docs for the table).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -235,41 +227,14 @@ pub struct RunMetrics {
     unavailable: BTreeMap<Metric, String>,
 }
 
-/// Records each simulated request's scheduling delay in `run` (under
-/// [`SCHEDULING_DELAY_KEY`]), so that the scheduling-delay metric can be compared.
-pub fn attach_scheduling_delays(run: &mut Run, records: &[RequestRecord]) {
-    let map: serde_json::Map<String, serde_json::Value> = records
-        .iter()
-        .filter(|r| r.completed)
-        .map(|r| {
-            (
-                r.id.to_string(),
-                serde_json::Value::from(r.scheduling_delay),
-            )
-        })
-        .collect();
-    run.meta.extra.insert(
-        SCHEDULING_DELAY_KEY.to_string(),
-        serde_json::Value::Object(map),
-    );
-}
-
 /// Whether the run holds every chunk's time (not only first and last).
 pub fn token_times_known(run: &Run) -> bool {
-    run.meta
-        .extra
-        .get(TOKEN_TIMES_KEY)
-        .and_then(|v| v.as_str())
-        .is_none_or(|s| s == "all")
+    run.meta.token_times() == TokenTimes::All
 }
 
 /// Whether the run knows when each request arrived.
 pub fn arrivals_known(run: &Run) -> bool {
-    run.meta
-        .extra
-        .get(ARRIVALS_KEY)
-        .and_then(|v| v.as_str())
-        .is_none_or(|s| s != "unknown")
+    run.meta.arrivals_known()
 }
 
 /// The requests kept by warm-up and window, in scheduled order.
@@ -294,17 +259,7 @@ impl RunMetrics {
         let def = opts.def;
         let reqs = considered(run, opts);
         let all_times = token_times_known(run);
-        let sched: BTreeMap<u64, f64> = run
-            .meta
-            .extra
-            .get(SCHEDULING_DELAY_KEY)
-            .and_then(|v| v.as_object())
-            .map(|o| {
-                o.iter()
-                    .filter_map(|(k, v)| Some((k.parse().ok()?, v.as_f64()?)))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let sched: BTreeMap<u64, f64> = run.meta.scheduling_delays();
         let mut m = RunMetrics {
             def,
             requests: run.requests.len(),

@@ -16,6 +16,7 @@ mod metrics;
 mod replica;
 mod request;
 mod scheduler;
+mod to_run;
 
 pub use config::{GlobalSchedulerKind, ReplicaSchedulerKind, SchedulerConfig, SimConfig};
 pub use engine::Simulator;
@@ -24,3 +25,4 @@ pub use metrics::{
     VidurValue, py_float_repr, write_py_float, write_py_float_bytes,
 };
 pub use replica::{MemoryPlan, memory_plan};
+pub use to_run::attach_scheduling_delays;
