@@ -109,7 +109,7 @@ pub fn main(a: CheckArgs) -> Result<i32> {
         (Some(name), _) => Preset::builtin(name)?,
         (None, Some(path)) => Preset::from_file(path)?,
         (None, None) => match &a.step_profile {
-            Some(p) => Preset::hf_cb_qwen3_h100(simfid::exec::step::StepProfile::from_file(p)?)?,
+            Some(p) => Preset::hf_cb_qwen3_h100(simfid::replay::StepProfile::from_file(p)?)?,
             // The server, GPU and model the run's header names pick the preset.
             None => Preset::for_run(&real)?,
         },

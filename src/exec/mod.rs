@@ -12,7 +12,6 @@
 
 pub mod profile;
 pub mod roofline;
-pub mod run_steps;
 pub mod step;
 pub mod tables;
 pub mod vidur;
