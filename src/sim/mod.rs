@@ -13,6 +13,7 @@
 mod config;
 mod engine;
 mod metrics;
+mod registry;
 mod replica;
 mod request;
 mod scheduler;

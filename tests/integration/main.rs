@@ -22,6 +22,7 @@ mod record_robustness;
 #[cfg(feature = "cli")]
 mod record_serve;
 mod run_builder;
+mod scheduler_registry;
 #[cfg(feature = "cli")]
 mod serve_openai;
 mod shared;
