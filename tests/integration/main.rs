@@ -13,6 +13,7 @@ mod fixture_cut;
 mod golden_fidelity;
 mod hf_cb;
 mod invariants;
+mod layers;
 #[cfg(feature = "cli")]
 mod loopback;
 #[cfg(feature = "cli")]
