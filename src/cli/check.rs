@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use anyhow::{Result, bail};
 use clap::Args;
 use simfid::fixture::read_any;
-use simfid::replay::Preset;
+use simfid::replay::{History, Preset};
 
-use super::compare::{ReportOpts, report};
+use super::report::{ReportOpts, report};
 
 /// Flags of `simfid check`.
 #[derive(Debug, Clone, Args)]
@@ -73,15 +73,6 @@ pub struct CheckArgs {
     pub opts: ReportOpts,
 }
 
-fn read_runs(paths: &[PathBuf]) -> Result<Vec<simfid::fixture::Run>> {
-    paths
-        .iter()
-        .map(|p| Ok(read_any(p)?.0))
-        .collect::<simfid::Result<_>>()
-        .map_err(Into::into)
-}
-
-/// Runs `simfid check`.
 /// The golden `simfid check` replays when given no run.
 const BUNDLED: &[u8] =
     include_bytes!("../../golden/h100/qwen3-0.6b/hf-cb/s3-fresh40/judge-poisson-2qps.jsonl");
@@ -103,6 +94,7 @@ fn read_real(path: Option<&PathBuf>) -> Result<(simfid::fixture::Run, PathBuf)> 
     Ok((read?.0, PathBuf::from(BUNDLED_NAME)))
 }
 
+/// Runs `simfid check`.
 pub fn main(a: CheckArgs) -> Result<i32> {
     let (real, real_path) = read_real(a.real.as_ref())?;
     let mut preset = match (&a.preset, &a.preset_file) {
@@ -115,21 +107,7 @@ pub fn main(a: CheckArgs) -> Result<i32> {
         },
     };
     // The scheduler settings the run's server was started with, then the flags given here.
-    if let Some(server) = &real.meta.server {
-        let kind = simfid::replay::ServerKind::from_server_name(&server.name);
-        let preset_vllm = preset.scheduler.kind == simfid::sim::ReplicaSchedulerKind::VllmV1;
-        if kind == Some(simfid::replay::ServerKind::Vllm) && !preset_vllm
-            || kind == Some(simfid::replay::ServerKind::TransformersCb) && preset_vllm
-        {
-            bail!(
-                "preset {} models another server than the run's ('{}'); omit --preset to pick \
-                 the run's, or give one for that server",
-                preset.name,
-                server.name
-            );
-        }
-        preset.with_server_flags(&server.flags)?;
-    }
+    preset.fit_to_run(&real)?;
     preset.with_knobs(&simfid::replay::SchedulerKnobs {
         max_num_batched_tokens: a.max_num_batched_tokens,
         max_num_seqs: a.max_num_seqs,
@@ -138,17 +116,7 @@ pub fn main(a: CheckArgs) -> Result<i32> {
     });
     let sim = match &a.op_profiles {
         None => {
-            use simfid::replay::History;
-            let history = match a.history.as_str() {
-                "auto" => History::Auto,
-                "none" => History::None,
-                "self" => History::SelfShapes,
-                "infer" => History::Infer,
-                "warmup40" => History::WarmUp(simfid::replay::WarmUp::ISSUE_DEFAULT),
-                list => History::Runs(read_runs(
-                    &list.split(',').map(PathBuf::from).collect::<Vec<_>>(),
-                )?),
-            };
+            let history = History::parse(&a.history)?;
             let r = preset.replay_history(&real, a.real.as_deref(), &history)?;
             eprintln!(
                 "simfid check: server history: {}; {} new step shapes captured in the replay",

@@ -12,9 +12,12 @@
 
 pub mod profile;
 pub mod roofline;
+mod spec;
 pub mod step;
 pub mod tables;
 pub mod vidur;
+
+pub use spec::ExecSpec;
 
 use crate::error::Result;
 

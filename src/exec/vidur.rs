@@ -119,7 +119,7 @@ impl VidurModel {
         cfg: &VidurPredictorConfig,
     ) -> Result<VidurModel> {
         if pp == 0 || tp == 0 || !model.num_layers.is_multiple_of(pp) {
-            return Err(Error::Config(format!(
+            return Err(Error::Exec(format!(
                 "{} layers cannot be split into {pp} pipeline stages",
                 model.num_layers
             )));

@@ -26,7 +26,7 @@ pub use compare::{CompareOptions, MetricReport, Report, Row, RunSummary, compare
 pub use error::FidelityError;
 pub use metric::{Metric, MetricDef, MetricOptions, RunMetrics, Slo, Window};
 pub use noise::{NoiseFloor, Spread};
-pub use report::ReportView;
+pub use report::{ReportFormat, ReportView};
 pub use same_workload::{WorkloadCheck, check_workload};
 pub use stats::{Bootstrap, Ks, Stat};
 pub use verdict::{

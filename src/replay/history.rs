@@ -3,8 +3,10 @@
 //! --history` offers; [`Served`] one thing served; [`WarmUp`] a declared warm-up;
 //! [`session_history`] reads the runs recorded before on the same server.
 
+use std::path::PathBuf;
+
 use crate::error::{Error, Result};
-use crate::fixture::Run;
+use crate::fixture::{Run, read_any};
 
 /// What a server served before the run being replayed, as `simfid check --history` names it.
 #[derive(Debug, Clone)]
@@ -22,6 +24,26 @@ pub enum History {
     WarmUp(WarmUp),
     /// These recorded runs, in the order the server served them.
     Runs(Vec<Run>),
+}
+
+impl History {
+    /// Parses `simfid check --history`'s value: `auto`, `infer`, `none`, `self`, `warmup40`
+    /// ([`WarmUp::ISSUE_DEFAULT`]) or a comma-separated list of recorded runs, which are read
+    /// here.
+    pub fn parse(s: &str) -> Result<History> {
+        Ok(match s {
+            "auto" => History::Auto,
+            "none" => History::None,
+            "self" => History::SelfShapes,
+            "infer" => History::Infer,
+            "warmup40" => History::WarmUp(WarmUp::ISSUE_DEFAULT),
+            list => History::Runs(
+                list.split(',')
+                    .map(|p| Ok(read_any(&PathBuf::from(p))?.0))
+                    .collect::<Result<_>>()?,
+            ),
+        })
+    }
 }
 
 /// Something a server served before the run being replayed.
@@ -114,11 +136,11 @@ pub fn session_history(run_path: &std::path::Path) -> Result<Option<Vec<std::pat
             dir.join(format!("{name}.jsonl.gz"))
         };
         if !p.is_file() {
-            return Err(Error::Config(format!(
-                "{}: runs_before_on_server names {name}, but {} is missing",
-                meta.display(),
-                p.display()
-            )));
+            return Err(Error::MissingHistoryRun {
+                meta,
+                name: name.to_string(),
+                missing: p,
+            });
         }
         out.push(p);
     }

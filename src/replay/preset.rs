@@ -91,10 +91,10 @@ impl Preset {
     /// A built-in preset by name; an unknown name lists the known ones.
     pub fn builtin(name: &str) -> Result<Preset> {
         let Some((_, json)) = BUILTIN.iter().find(|(n, _)| *n == name) else {
-            return Err(Error::Config(format!(
-                "unknown preset '{name}'; known presets: {}",
-                Self::builtin_names().join(", ")
-            )));
+            return Err(Error::UnknownPreset {
+                name: name.to_string(),
+                known: Self::builtin_names().join(", "),
+            });
         };
         let step: StepProfile =
             serde_json::from_str(json).map_err(|e| Error::Config(format!("preset {name}: {e}")))?;
@@ -133,13 +133,34 @@ impl Preset {
                 }
                 Ok(p)
             }
-            _ => Err(Error::Config(format!(
-                "no built-in preset fits this run (server '{server}', GPU '{gpu}', model '{}'); \
-                 built-in presets: {} (give one with --preset, or a preset or step profile file)",
-                run.meta.model,
-                Self::builtin_names().join(", ")
-            ))),
+            _ => Err(Error::NoPresetForRun {
+                server: server.to_string(),
+                gpu: gpu.to_string(),
+                model: run.meta.model.clone(),
+                known: Self::builtin_names().join(", "),
+            }),
         }
+    }
+
+    /// Fits this preset to a recorded run: an error ([`Error::PresetMismatch`]) when it models
+    /// another server than the one the run's header names, else the scheduler settings that
+    /// server was started with ([`Preset::with_server_flags`]). A run that names no server
+    /// leaves the preset as it is.
+    pub fn fit_to_run(&mut self, run: &Run) -> Result<&mut Self> {
+        if let Some(server) = &run.meta.server {
+            let kind = ServerKind::from_server_name(&server.name);
+            let preset_vllm = self.scheduler.kind == crate::sim::ReplicaSchedulerKind::VllmV1;
+            if kind == Some(ServerKind::Vllm) && !preset_vllm
+                || kind == Some(ServerKind::TransformersCb) && preset_vllm
+            {
+                return Err(Error::PresetMismatch {
+                    preset: self.name.clone(),
+                    server: server.name.clone(),
+                });
+            }
+            self.with_server_flags(&server.flags)?;
+        }
+        Ok(self)
     }
 
     /// Applies a server's command-line flags to the scheduler: for vLLM
@@ -159,8 +180,9 @@ impl Preset {
             let num = |v: Option<String>| -> Result<u64> {
                 v.as_deref()
                     .and_then(|v| v.parse::<u64>().ok())
-                    .ok_or_else(|| {
-                        Error::Config(format!("server flag {flag}: not a number: {v:?}"))
+                    .ok_or_else(|| Error::ServerFlag {
+                        flag: flag.clone(),
+                        value: v.clone(),
                     })
             };
             match (vllm, flag.as_str()) {

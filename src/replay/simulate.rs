@@ -305,18 +305,15 @@ pub fn replay_delayed(
         w.arrival_s += arrival_delay_s;
     }
     if workload.is_empty() {
-        return Err(Error::Config(
-            "the real run has no successful request to replay".into(),
-        ));
+        return Err(Error::NothingToReplay);
     }
     let mut records: Vec<RequestRecord> = Vec::new();
     let mut sim = Simulator::new(cfg, exec)?;
     let summary = sim.run(workload, &mut records as &mut dyn RecordSink)?;
     if summary.stalled {
-        return Err(Error::Config(format!(
-            "the replay stalled with {} requests unfinished",
-            summary.unfinished
-        )));
+        return Err(Error::ReplayStalled {
+            unfinished: summary.unfinished,
+        });
     }
     for r in &mut records {
         for t in &mut r.token_times {

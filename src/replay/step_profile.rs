@@ -90,7 +90,7 @@ impl StepModel {
         terms: &[usize],
     ) -> Result<StepModel> {
         if obs.len() < 3 {
-            return Err(Error::Config(format!(
+            return Err(Error::StepFit(format!(
                 "a step model needs at least 3 observed steps, got {}",
                 obs.len()
             )));
@@ -119,7 +119,7 @@ impl StepModel {
                     cols.pop();
                 }
                 None => {
-                    return Err(Error::Config("step observations are degenerate".into()));
+                    return Err(Error::StepFit("step observations are degenerate".into()));
                 }
             }
         };

@@ -25,9 +25,11 @@ impl GlobalSchedulerKind {
             "round_robin" => Ok(Self::RoundRobin),
             "lor" => Ok(Self::Lor),
             "random" => Ok(Self::Random),
-            _ => Err(Error::Config(format!(
-                "unknown global scheduler '{s}'; known: round_robin, lor, random"
-            ))),
+            _ => Err(Error::UnknownScheduler {
+                what: "global",
+                name: s.to_string(),
+                known: "round_robin, lor, random".into(),
+            }),
         }
     }
 }

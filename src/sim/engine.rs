@@ -246,7 +246,7 @@ impl<'a> Simulator<'a> {
             .back()
             .map_or(self.now, |s| s.arrival_s.max(self.now));
         if spec.arrival_s < last {
-            return Err(crate::Error::Config(format!(
+            return Err(crate::Error::UnsortedArrivals(format!(
                 "request {} arrives at {} s, before the simulated clock ({} s)",
                 spec.id, spec.arrival_s, last
             )));
@@ -407,7 +407,7 @@ impl<'a> Simulator<'a> {
             return Ok(false);
         }
         if t < now {
-            return Err(crate::Error::Config(format!(
+            return Err(crate::Error::UnsortedArrivals(format!(
                 "arrivals are not sorted by time: {t} s after {now} s"
             )));
         }

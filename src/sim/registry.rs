@@ -78,10 +78,11 @@ impl ReplicaSchedulerKind {
             .find(|k| k.name() == s)
             .ok_or_else(|| {
                 let known: Vec<&str> = Self::ALL.iter().map(|k| k.name()).collect();
-                Error::Config(format!(
-                    "unknown replica scheduler '{s}'; known: {}",
-                    known.join(", ")
-                ))
+                Error::UnknownScheduler {
+                    what: "replica",
+                    name: s.to_string(),
+                    known: known.join(", "),
+                }
             })
     }
 }

@@ -9,8 +9,10 @@ use simfid::workload::RequestSpec;
 #[test]
 fn every_registered_scheduler_parses_serialises_and_runs() {
     let names: Vec<&str> = ReplicaSchedulerKind::ALL.iter().map(|k| k.name()).collect();
+    // Vidur's five, then transformers' and vLLM V1's; a new scheduler adds its name after
+    // them without a change to this test.
     assert_eq!(
-        names,
+        names[..7],
         [
             "vllm",
             "sarathi",
@@ -21,6 +23,8 @@ fn every_registered_scheduler_parses_serialises_and_runs() {
             "vllm_v1"
         ]
     );
+    let unique: std::collections::BTreeSet<&str> = names.iter().copied().collect();
+    assert_eq!(unique.len(), names.len(), "names are unique");
     let model = ModelSpec::qwen3_0_6b();
     let device = DeviceSpec::builtin("h100").unwrap();
     let exec = Roofline::new(&model, &device, 1, 1).unwrap();
@@ -52,7 +56,7 @@ fn every_registered_scheduler_parses_serialises_and_runs() {
     }
     let err = ReplicaSchedulerKind::parse("fifo").unwrap_err().to_string();
     assert!(
-        err.ends_with("known: vllm, sarathi, orca, faster_transformer, lightllm, hf_cb, vllm_v1"),
+        err.ends_with(&format!("known: {}", names.join(", "))),
         "{err}"
     );
 }

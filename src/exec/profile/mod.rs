@@ -19,7 +19,7 @@
 //! | `all_reduce.csv` (read only when `tp > 1`) | `num_workers == tp`, `devices_per_node == tp`, `collective == all_reduce` |
 //! | `send_recv.csv` (read only when `pp > 1`) | `collective == send_recv`, `devices_per_node` = 1 when `tp × pp` exceeds the node's devices, else 2 |
 //!
-//! A filter that keeps no row is an [`Error::Config`](crate::Error::Config) naming the file and the values filtered
+//! A filter that keeps no row is an [`Error::Exec`](crate::Error::Exec) naming the file and the values filtered
 //! on; a malformed number is an [`Error::Csv`](crate::Error::Csv) with the file and the 1-based line (the header
 //! is line 1). The target of each operator is its `time_stats.<op>.median` column (ms). The
 //! norm and `add` columns of `mlp.csv` and `attn_kv_cache_save` of `attention.csv` may be

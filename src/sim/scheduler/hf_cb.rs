@@ -65,7 +65,7 @@ fn next_batch(
         }
         // Nothing could be scheduled because the cache is full: evict, then try again.
         if evict(st, rep, reqs, starved) == 0 {
-            return Err(Error::Config(
+            return Err(Error::SchedulerDeadEnd(
                 "hf_cb: no request can be scheduled and none can be evicted (the real server's \
                  worker dies here)"
                     .into(),

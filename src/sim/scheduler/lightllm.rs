@@ -65,7 +65,7 @@ fn prefill_batch(rep: &mut Replica, reqs: &mut [Request], out: &mut Vec<(u32, u3
 fn decode_batch(rep: &mut Replica, reqs: &mut [Request], out: &mut Vec<(u32, u32)>) -> Result<()> {
     while let Some(s) = rep.running.pop_front() {
         if out.len() >= rep.max_micro_batch_size {
-            return Err(Error::Config(format!(
+            return Err(Error::SchedulerDeadEnd(format!(
                 "lightllm: more than batch_size_cap = {} requests are decoding",
                 rep.max_micro_batch_size
             )));
@@ -106,7 +106,7 @@ fn next_batch(
         st.num_waiting_iters += 1;
         decode_batch(rep, reqs, out)
     } else {
-        Err(Error::Config(
+        Err(Error::SchedulerDeadEnd(
             "lightllm ran out of KV slots while decoding (Vidur: \"OOM handling not implemented\")"
                 .into(),
         ))
