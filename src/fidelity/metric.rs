@@ -200,6 +200,51 @@ pub struct RequestLatency {
     pub tokens: u32,
 }
 
+/// The latencies of one successful request in seconds: the formulas of the module's table,
+/// written once, for runs ([`RunMetrics::compute`]) and for the command line's summaries of
+/// simulations and recordings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RequestSamples {
+    /// `first − base`.
+    pub ttft: f64,
+    /// `last − base`.
+    pub e2e: f64,
+    /// TPOT under the definition asked for (`None` when it has too few tokens).
+    pub tpot: Option<f64>,
+    /// vLLM bench's TPOT, `(last − first)/(tokens − 1)` (`None` for a single token).
+    pub tpot_vllm: Option<f64>,
+}
+
+impl RequestSamples {
+    /// The latencies under `def` of a request whose first and last output chunks arrived at
+    /// `first` and `last`, counted from `base` (the send time; the arrival under
+    /// [`MetricDef::Vidur`]), with `tokens` output tokens received.
+    pub fn new(def: MetricDef, base: f64, first: f64, last: f64, tokens: u32) -> RequestSamples {
+        let tpot_vllm = (tokens > 1).then(|| (last - first) / (tokens - 1) as f64);
+        let tpot = match def {
+            MetricDef::Vidur => (tokens > 0).then(|| (last - first) / tokens as f64),
+            _ => tpot_vllm,
+        };
+        RequestSamples {
+            ttft: first - base,
+            e2e: last - base,
+            tpot,
+            tpot_vllm,
+        }
+    }
+}
+
+/// The gaps between consecutive times (vLLM bench's ITL samples of one request, pooled over
+/// requests).
+pub fn gaps(times: impl IntoIterator<Item = f64>) -> impl Iterator<Item = f64> {
+    let mut prev: Option<f64> = None;
+    times.into_iter().filter_map(move |t| {
+        let gap = prev.map(|p| t - p);
+        prev = Some(t);
+        gap
+    })
+}
+
 /// The metric samples of one run (seconds), with its request counts.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunMetrics {
@@ -302,13 +347,12 @@ impl RunMetrics {
             let tokens = r.received_tokens();
             m.output_tokens += tokens as u64;
             m.input_tokens += r.usage_prompt_tokens.unwrap_or(r.prompt_tokens) as u64;
-            let ttft = first - base;
-            let e2e = last - base;
-            let tpot_vllm = (tokens > 1).then(|| (last - first) / (tokens - 1) as f64);
-            let tpot = match def {
-                MetricDef::Vidur => (tokens > 0).then(|| (last - first) / tokens as f64),
-                _ => tpot_vllm,
-            };
+            let RequestSamples {
+                ttft,
+                e2e,
+                tpot,
+                tpot_vllm,
+            } = RequestSamples::new(def, base, first, last, tokens);
             s.get_mut(&Metric::Ttft).unwrap().push(ttft);
             s.get_mut(&Metric::E2e).unwrap().push(e2e);
             if let Some(t) = tpot {
@@ -334,7 +378,7 @@ impl RunMetrics {
                 MetricDef::VllmBench => {
                     if all_times {
                         let itl = s.get_mut(&Metric::Itl).unwrap();
-                        itl.extend(r.chunks.windows(2).map(|w| w[1].t - w[0].t));
+                        itl.extend(gaps(r.chunks.iter().map(|c| c.t)));
                     }
                 }
                 MetricDef::Aiperf => {

@@ -24,7 +24,7 @@ mod vllm_bench;
 
 pub use compare::{CompareOptions, MetricReport, Report, Row, RunSummary, compare};
 pub use error::FidelityError;
-pub use metric::{Metric, MetricDef, MetricOptions, RunMetrics, Slo, Window};
+pub use metric::{Metric, MetricDef, MetricOptions, RequestSamples, RunMetrics, Slo, Window, gaps};
 pub use noise::{NoiseFloor, Spread};
 pub use report::{ReportFormat, ReportView};
 pub use same_workload::{WorkloadCheck, check_workload};
