@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use simfid::fidelity::quantile::quantile;
 use simfid::fidelity::{MetricDef, RequestSamples, gaps};
+use simfid::fixture::{RequestRun, RunWriter};
 use simfid::sim::{RecordSink, RequestRecord, SimSummary, VidurCsvWriter};
 
 /// `YYYY-MM-DD_HH-MM-SS-mmm` (UTC), the shape of Vidur's run-folder names.
@@ -70,6 +71,8 @@ impl LatencyStats {
 pub struct Tee<W: Write> {
     pub csv: VidurCsvWriter<W>,
     pub tokens: Option<std::io::BufWriter<std::fs::File>>,
+    /// The simulation as a simfid run, one request per line as it finishes.
+    pub run: Option<RunWriter>,
     pub stats: LatencyStats,
 }
 
@@ -78,14 +81,24 @@ impl<W: Write> Tee<W> {
         Tee {
             csv,
             tokens: tokens.map(std::io::BufWriter::new),
+            run: None,
             stats: LatencyStats::default(),
         }
+    }
+
+    /// Also writes every record to `run` as a [`RequestRun`] (every token's time).
+    pub fn with_run(mut self, run: RunWriter) -> Self {
+        self.run = Some(run);
+        self
     }
 }
 
 impl<W: Write> RecordSink for Tee<W> {
     fn record(&mut self, rec: &RequestRecord) -> simfid::Result<()> {
         self.stats.add(rec);
+        if let Some(w) = &mut self.run {
+            w.append(&RequestRun::from_record(rec))?;
+        }
         if let Some(f) = &mut self.tokens {
             let io = |e| simfid::Error::io("token_times.csv", e);
             for (i, t) in rec.token_times.iter().enumerate() {

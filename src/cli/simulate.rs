@@ -7,6 +7,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 use serde::Deserialize;
 use simfid::exec::{ExecModel, ExecSpec};
+use simfid::fixture::{RunMeta, RunWriter, Source};
 use simfid::model::{DeviceSpec, ModelSpec};
 use simfid::sim::{
     GlobalSchedulerKind, ReplicaSchedulerKind, SimConfig, Simulator, VidurCsvWriter,
@@ -93,6 +94,11 @@ pub struct SimulateArgs {
     #[arg(long)]
     #[serde(default)]
     pub token_times: bool,
+    /// Also write the simulation as a simfid run (JSON Lines, every output token's time), to
+    /// compare with a real run by `simfid compare RUN REAL` (ITL and TBT included, which
+    /// Vidur's request_metrics.csv cannot give).
+    #[arg(long, value_name = "RUN.jsonl")]
+    pub run: Option<PathBuf>,
 }
 
 impl SimulateArgs {
@@ -164,7 +170,8 @@ impl SimulateArgs {
             prefill,
             decode,
             seed,
-            output
+            output,
+            run
         );
         self.token_times |= file.token_times;
         Ok(self)
@@ -325,6 +332,20 @@ pub fn main(args: SimulateArgs) -> Result<i32> {
         }))?,
     )?;
     let mut tee = Tee::new(VidurCsvWriter::new(std::io::BufWriter::new(file))?, tokens);
+    if let Some(path) = &a.run {
+        let mut meta = RunMeta::new(Source::Sim, model.name.clone());
+        meta.gpu = Some(cfg.device.name.clone());
+        meta.workload = workload.source.clone();
+        meta.seed = a.seed.or(Some(42));
+        meta.engine.insert("scheduler".into(), kind.name().into());
+        meta.engine.insert(
+            "scheduler_config".into(),
+            serde_json::to_value(&cfg.scheduler)?,
+        );
+        meta.engine
+            .insert("execution_time_model".into(), exec_desc.clone().into());
+        tee = tee.with_run(RunWriter::create(path, &meta)?);
+    }
     let mut sim = Simulator::new(cfg, exec.as_ref())?;
     let start = Instant::now();
     let summary = sim.run(workload.requests.iter().copied(), &mut tee)?;
@@ -345,6 +366,12 @@ pub fn main(args: SimulateArgs) -> Result<i32> {
     tee.csv
         .finish()
         .with_context(|| csv_path.display().to_string())?;
+    if let Some(w) = tee.run.take() {
+        w.finish()?;
+        if let Some(p) = &a.run {
+            println!("simfid: wrote the run {}", p.display());
+        }
+    }
     println!(
         "simfid: wrote {} (and workload.csv, simfid_config.json)",
         csv_path.display()
