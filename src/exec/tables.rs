@@ -1,8 +1,8 @@
 //! Vidur's exported prediction tables: exact lookups, for bit-level parity with Vidur.
 //!
 //! Vidur trains one regression model per operator and evaluates it once on a dense grid
-//! (SPEC §2.7); the simulation then only looks values up. Those grids, written by Vidur into its
-//! cache as `<op>.csv` (shipped gzipped in `shared/vidur-data/predictions/<config>/`), are read
+//! (`vidur/execution_time_predictor/sklearn_execution_time_predictor.py`); the simulation then only looks values up. Those grids, written by Vidur into its
+//! cache as `<op>.csv` (shipped gzipped in `fixtures/vidur/predictions/<config>/`), are read
 //! here as they are: the same doubles, the same keys, so a simulation driven by them reproduces
 //! Vidur's batch times bit for bit. A key outside the grid is an error, as it is in Vidur.
 

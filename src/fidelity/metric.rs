@@ -21,7 +21,7 @@
 //!
 //! Sources: vLLM `vllm/benchmarks/serve.py` `calculate_metrics` (TPOT divides by
 //! `output_len − 1`, ITLs are pooled, goodput counts requests meeting every SLO); Vidur
-//! `metrics_store.py` (SPEC §2.9); AIPerf defines ITL as `(request_latency − TTFT) /
+//! `vidur/metrics/metrics_store.py`; AIPerf defines ITL as `(request_latency − TTFT) /
 //! (output_sequence_length − 1)`.
 //!
 //! Failed requests ([`RequestRun::ok`] false) are excluded from every latency metric and

@@ -7,7 +7,8 @@
 //! The client sees each step as a cluster of chunk times ([`extract_steps`]): which requests got
 //! a token, and for which request it was the first. What it does not see is prefill chunks
 //! that produce no token. [`run_steps`] fills them in by running the server's policy
-//! (`shared/hfcb/SPEC.md` §3: decodes first, then prompts in arrival order in what is left of
+//! (transformers' `generation/continuous_batching/scheduler.py`, as `sim/scheduler/hf_cb.rs`
+//! models it: decodes first, then prompts in arrival order in what is left of
 //! the token budget, a prompt split across steps when it does not fit) against the observed
 //! steps, with the observed first tokens as ground truth:
 //!

@@ -6,7 +6,7 @@ pub use super::registry::ReplicaSchedulerKind;
 use crate::error::{Error, Result};
 use crate::model::{DeviceSpec, ModelSpec};
 
-/// How requests are routed to replicas (SPEC §2.4).
+/// How requests are routed to replicas (`vidur/scheduler/global_scheduler/`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum GlobalSchedulerKind {

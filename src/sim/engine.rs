@@ -1,4 +1,4 @@
-//! The discrete-event loop (Vidur's `Simulator`, SPEC §2.2).
+//! The discrete-event loop (Vidur's `vidur/simulator.py` and `vidur/events/`).
 //!
 //! Events are ordered by `(time, creation sequence)`: equal-time events run in the order they
 //! were created, which is what Vidur's heap does (its event-type tie-breaker is dead code, B1).

@@ -1,10 +1,12 @@
-//! The discrete-event simulator of LLM serving, with Vidur's semantics (SPEC §2.2–2.9).
+//! The discrete-event simulator of LLM serving, with Vidur's semantics (`vidur/simulator.py`,
+//! `vidur/scheduler/`, `vidur/entities/`, `vidur/metrics/metrics_store.py` of microsoft/vidur).
 //!
 //! ```text
 //!  arrivals ─▶ global scheduler ─▶ replica scheduler ─▶ stage 0 ─▶ … ─▶ stage PP−1 ─▶ batch end
 //!             (round_robin|lor|     (vllm|sarathi|orca|  FIFO, one batch at a time,
 //!              random)               faster_transformer|  time from an ExecModel
-//!                                    lightllm; KV blocks)
+//!                                    lightllm|hf_cb|
+//!                                    vllm_v1; KV blocks)
 //! ```
 //!
 //! Key types: [`SimConfig`] (cluster and scheduler knobs), [`Simulator`] (the event loop),

@@ -1,5 +1,5 @@
 //! A replica's scheduling state shared by every replica scheduler (Vidur's
-//! `BaseReplicaScheduler`, SPEC §2.5–2.6): waiting queue, running list, KV-block accounting,
+//! `BaseReplicaScheduler` in `vidur/scheduler/replica_scheduler/base_replica_scheduler.py`): waiting queue, running list, KV-block accounting,
 //! and one FIFO per pipeline stage.
 
 use std::collections::VecDeque;
@@ -23,7 +23,7 @@ fn py_floordiv(a: f64, b: f64) -> f64 {
     }
 }
 
-/// What Vidur's memory planner derives for a replica (SPEC §2.6).
+/// What Vidur's memory planner derives for a replica (`vidur/scheduler/utils/memory_planner.py`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MemoryPlan {
     /// Requests of `max_tokens` that fit on one device (`get_max_batch_size`).

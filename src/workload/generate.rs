@@ -340,7 +340,7 @@ mod tests {
 
     #[test]
     fn vidur_first_requests_match_vidur_run_a() {
-        // The first three rows of shared/vidur/runs/a (request_arrival_time_series.csv and
+        // The first three rows of fixtures/vidur/runs/a (request_arrival_time_series.csv and
         // request_metrics.csv); the full comparison is in `vidur_reference`.
         let w = uniform_poisson(42, 3, RngKind::Vidur).generate().unwrap();
         let got: Vec<(f64, u32, u32)> = w

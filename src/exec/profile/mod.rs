@@ -3,7 +3,7 @@
 //! [`OpProfile`] reads the four profile files Vidur trains its execution-time predictor on
 //! ([`ProfileFiles`]: `mlp.csv`, `attention.csv` and, for tensor or pipeline parallelism,
 //! `all_reduce.csv` / `send_recv.csv`), keeps the rows Vidur would keep for a model and
-//! parallel layout (SPEC §2.7), and answers [`OpTimes`](crate::exec::OpTimes) queries by interpolating the profiled
+//! parallel layout (as Vidur's `vidur/execution_time_predictor/sklearn_execution_time_predictor.py` does), and answers [`OpTimes`](crate::exec::OpTimes) queries by interpolating the profiled
 //! medians. [`grid_mape`] measures how far any two `OpTimes` are apart over Vidur's
 //! prediction grid ([`PredictionGrid`]) and returns a [`MapeReport`].
 //!

@@ -24,7 +24,7 @@ pub struct ProfileFiles {
     pub send_recv: Option<PathBuf>,
 }
 
-/// The key ranges Vidur tabulates its predictions over (SPEC §2.7, "Prediction grid").
+/// The key ranges Vidur tabulates its predictions over (the grids of Vidur's `vidur/execution_time_predictor/sklearn_execution_time_predictor.py`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PredictionGrid {
     /// Largest token count of the linear ops, `kv_cache_save` and the collectives

@@ -1,5 +1,5 @@
 //! transformers 5.17 continuous batching, as `transformers serve --continuous-batching` runs it
-//! (FIFO scheduler; `shared/hfcb/SPEC.md` §3, `generation/continuous_batching/scheduler.py`).
+//! (FIFO scheduler: transformers' `src/transformers/generation/continuous_batching/scheduler.py`).
 //!
 //! Each step: candidates are the decoding requests (in the order they became active), then the
 //! partly prefilled ones, then the waiting queue (unless admissions are blocked after an
