@@ -128,32 +128,8 @@ pub fn main(a: CheckArgs) -> Result<i32> {
             let Some((mlp, attention)) = files.split_once(',') else {
                 bail!("--op-profiles takes MLP_CSV,ATTENTION_CSV");
             };
-            let files = simfid::exec::profile::ProfileFiles {
-                mlp: mlp.into(),
-                attention: attention.into(),
-                all_reduce: None,
-                send_recv: None,
-            };
+            let exec = preset.op_profile_model(mlp.as_ref(), attention.as_ref())?;
             let cfg = preset.sim_config();
-            // The server's shapes: chunks up to its step budget, contexts up to its KV capacity.
-            let pcfg = simfid::exec::vidur::VidurPredictorConfig {
-                max_tokens: cfg.scheduler.max_tokens_in_batch.max(4096),
-                max_batch_size: 1024,
-                max_kv: 16384,
-                max_prefill_chunk: cfg.scheduler.max_tokens_in_batch,
-                ..Default::default()
-            };
-            let node = simfid::model::NodeSpec::builtin("h100_pairwise_nvlink")?;
-            let profile = simfid::exec::profile::OpProfile::load(
-                &files,
-                &preset.model,
-                1,
-                1,
-                cfg.scheduler.block_size,
-                &node,
-            )?
-            .with_grid((&pcfg).into());
-            let exec = simfid::exec::vidur::VidurModel::new(&profile, &preset.model, 1, 1, &pcfg)?;
             simfid::replay::replay(&real, cfg, &exec, 0.0, "operator profiles")?
         }
     };

@@ -6,8 +6,10 @@ use serde::{Deserialize, Serialize};
 
 use super::step_profile::StepProfile;
 use crate::error::{Error, Result};
+use crate::exec::profile::{OpProfile, ProfileFiles};
+use crate::exec::vidur::{VidurModel, VidurPredictorConfig};
 use crate::fixture::Run;
-use crate::model::{DeviceSpec, ModelSpec};
+use crate::model::{DeviceSpec, ModelSpec, NodeSpec};
 use crate::sim::{SchedulerConfig, SimConfig};
 
 /// Everything needed to simulate one real deployment: model, GPU, scheduler with its KV
@@ -283,6 +285,36 @@ impl Preset {
             path: path.to_path_buf(),
             message: e.to_string(),
         })
+    }
+
+    /// Vidur-style composition over operator profiles (Vidur's `mlp.csv` and `attention.csv`)
+    /// in place of the step profile: what an operator-level simulator predicts for this
+    /// preset's model under the same scheduler (`simfid check --op-profiles`). The prediction
+    /// grid covers the server's shapes (chunks up to its step budget, contexts up to 16,384
+    /// tokens); the network is an H100 pair's, the model runs on one GPU.
+    pub fn op_profile_model(
+        &self,
+        mlp: &std::path::Path,
+        attention: &std::path::Path,
+    ) -> Result<VidurModel> {
+        let files = ProfileFiles {
+            mlp: mlp.into(),
+            attention: attention.into(),
+            all_reduce: None,
+            send_recv: None,
+        };
+        let cfg = self.sim_config();
+        let pcfg = VidurPredictorConfig {
+            max_tokens: cfg.scheduler.max_tokens_in_batch.max(4096),
+            max_batch_size: 1024,
+            max_kv: 16384,
+            max_prefill_chunk: cfg.scheduler.max_tokens_in_batch,
+            ..Default::default()
+        };
+        let node = NodeSpec::builtin("h100_pairwise_nvlink")?;
+        let profile = OpProfile::load(&files, &self.model, 1, 1, cfg.scheduler.block_size, &node)?
+            .with_grid((&pcfg).into());
+        VidurModel::new(&profile, &self.model, 1, 1, &pcfg)
     }
 
     /// The simulator configuration of this preset.

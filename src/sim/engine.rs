@@ -281,7 +281,7 @@ impl<'a> Simulator<'a> {
     /// FasterTransformer scheduler, whose static batches (bug-compatible with Vidur) would
     /// keep an early finisher's KV blocks: there the request runs to its end.
     pub fn abort_request(&mut self, id: u64) -> bool {
-        if self.cfg.scheduler.kind == super::config::ReplicaSchedulerKind::FasterTransformer {
+        if !self.schedulers.iter().all(|s| s.can_abort()) {
             return false;
         }
         if let Some(s) = self.online.iter_mut().find(|s| s.id == id) {

@@ -82,4 +82,10 @@ impl ReplicaScheduler for FasterTransformer {
     fn check_admissible(&self, rep: &Replica, r: &Request) -> Result<()> {
         check_reserved_blocks(rep, r)
     }
+
+    /// Static batches (bug-compatible with Vidur) would keep an early finisher's KV blocks:
+    /// a request runs to its end.
+    fn can_abort(&self) -> bool {
+        false
+    }
 }

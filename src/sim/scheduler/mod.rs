@@ -38,6 +38,12 @@ pub(crate) trait ReplicaScheduler: std::fmt::Debug {
     fn is_idle(&self) -> bool {
         true
     }
+
+    /// Whether a request can leave early ([`crate::sim::Simulator::abort_request`]); a
+    /// scheduler whose batches run to their end together says no.
+    fn can_abort(&self) -> bool {
+        true
+    }
 }
 
 macro_rules! register {
