@@ -17,6 +17,15 @@
 //!   every output token's time).
 //! - [`fixture::Run`]: the versioned on-disk format shared by simulated and recorded runs.
 //! - [`fidelity`]: the statistics that compare a simulated run with a real one.
+//! - [`replay`]: real runs against the simulator — [`replay::Preset`] (a deployment: model,
+//!   GPU, scheduler, step profile), [`replay::History`] (what the server served before),
+//!   [`replay::Preset::replay_history`] (a recorded run simulated at its send times, as
+//!   `simfid check` does), step profiles and their fit.
+//! - `record` and `serve` (feature `record`): the recorder that replays a workload against an
+//!   OpenAI-compatible server, and the simulator behind the same API.
+//!
+//! `ARCHITECTURE.md` shows the layers (each module uses only those below it, checked by a
+//! test) and where each piece lives.
 //!
 //! # Simulating a workload
 //!

@@ -98,9 +98,18 @@ fn main() {
         Ok(code) => std::process::exit(code),
         Err(e) => {
             eprintln!("simfid: error: {}", error_chain(&e));
-            std::process::exit(cli::exit::BAD_INPUT);
+            std::process::exit(exit_code(&e));
         }
     }
+}
+
+/// The exit code of an error: the library's error decides ([`simfid::Error::exit_code`]);
+/// any other error (a flag the command refuses, an I/O error of the command itself) is bad
+/// input.
+fn exit_code(e: &anyhow::Error) -> i32 {
+    e.chain()
+        .find_map(|c| c.downcast_ref::<simfid::Error>())
+        .map_or(cli::exit::BAD_INPUT, simfid::Error::exit_code)
 }
 
 /// An error and its causes, `: `-separated, each cause only once: library errors already

@@ -20,7 +20,7 @@ import profile_ops as po  # noqa: E402
 
 HAVE_TRANSFORMERS = importlib.util.find_spec("transformers") is not None
 
-# Vidur's headers, written out by hand from ../shared/vidur/SPEC.md section 3.3.
+# Vidur's headers, written out by hand from its profiles (fixtures/vidur/data/profiling/compute/).
 VIDUR_MLP_OPS = ("emb input_layernorm attn_pre_proj attn_rope attn_post_proj post_attention_layernorm "
                  "mlp_up_proj mlp_act mlp_down_proj add").split()
 VIDUR_MLP = [f"time_stats.{o}.{s}" for o in VIDUR_MLP_OPS for s in ("min", "max", "mean", "median", "std")] + [

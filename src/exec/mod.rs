@@ -1,7 +1,7 @@
 //! Execution-time models: how long one iteration (a batch on one pipeline stage) takes.
 //!
 //! The simulator asks an [`ExecModel`] for the time of each batch stage. simfid ships:
-//! - [`vidur::VidurModel`]: Vidur's per-layer composition (SPEC §2.7) over per-operator times
+//! - [`vidur::VidurModel`]: Vidur's per-layer composition (`vidur/entities/execution_time.py`) over per-operator times
 //!   from any [`OpTimes`] source, precomputed into dense tables so a lookup costs a few loads:
 //!   - [`tables::PredictionTables`]: Vidur's own exported prediction tables (exact lookups,
 //!     bit-level parity with Vidur);
@@ -12,10 +12,12 @@
 
 pub mod profile;
 pub mod roofline;
-pub mod run_steps;
+mod spec;
 pub mod step;
 pub mod tables;
 pub mod vidur;
+
+pub use spec::ExecSpec;
 
 use crate::error::Result;
 
@@ -100,7 +102,7 @@ impl LinearOp {
 }
 
 /// Per-layer operator times in **milliseconds**, keyed exactly as Vidur's predictor looks them
-/// up (SPEC §2.7). Out-of-range keys return [`crate::Error::OutOfRange`].
+/// up (`vidur/execution_time_predictor/sklearn_execution_time_predictor.py`). Out-of-range keys return [`crate::Error::OutOfRange`].
 pub trait OpTimes {
     /// A linear op at `tokens` = batch tokens rounded up to a multiple of 8.
     fn linear(&self, op: LinearOp, tokens: u32) -> Result<f64>;

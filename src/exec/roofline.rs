@@ -35,7 +35,7 @@ impl Roofline {
     /// A roofline for `model` on `device` at tensor parallelism `tp` and `pp` stages.
     pub fn new(model: &ModelSpec, device: &DeviceSpec, tp: u32, pp: u32) -> Result<Roofline> {
         if tp == 0 || pp == 0 || !model.num_layers.is_multiple_of(pp) {
-            return Err(Error::Config(format!(
+            return Err(Error::Exec(format!(
                 "roofline: {} layers cannot be split into {pp} stages",
                 model.num_layers
             )));

@@ -1,19 +1,13 @@
-//! Step-time profiles measured through a server's API: a model of one engine iteration's
-//! wall time that includes the framework's per-step overhead (which operator profiles miss;
-//! a 0.6B model on an H100 is bound by it).
+//! Step-time models: one engine iteration's wall time, including the framework's per-step
+//! overhead (which operator profiles miss; a 0.6B model on an H100 is bound by it). This file
+//! only predicts; the models are measured and fitted from recorded runs in `crate::replay`
+//! (`replay::step_profile` holds the fit and the profile file, `replay::steps` and
+//! `replay::reconstruct` the observed steps, `replay::experiment` the controlled experiments).
 //!
-//! How it is measured. Tokens of one engine step reach the client within a fraction of a
-//! millisecond of each other while steps are tens of milliseconds apart, so pooling every
-//! streamed chunk time of a run and cutting at gaps larger than a few milliseconds recovers
-//! the engine's steps ([`extract_steps`]). Two sources make each step's composition known:
-//! controlled experiments ([`Experiment`]: B requests decoding together, single prompts
-//! arriving into a running decode batch), and any recorded run of a FIFO server, whose steps
-//! [`crate::exec::run_steps`] reconstructs by replaying the scheduler against the observed
-//! steps. Each observed step becomes a [`StepObservation`]; [`StepModel::fit`] fits them by
-//! (relative) least squares.
-//!
-//! The model follows what transformers' continuous batching pays per step (`shared/hfcb/
-//! SPEC.md` §4): a fixed cost, a cost per request, costs that grow with the padded query tokens
+//! The model follows what transformers' continuous batching pays per step
+//! (`transformers/generation/continuous_batching/`: the scheduler pads the query tokens and the
+//! KV context of a step to fixed multiples before the forward): a fixed cost, a cost per
+//! request, costs that grow with the padded query tokens
 //! `q̂ = ⌈Σq/64⌉·64` and the padded KV context `k̂ = ⌈Σpast/16384⌉·16384` (0 pads to 16384),
 //! their product (dense attention over the padded shapes), the unpadded context `k` (host-side
 //! index lists), and a regime change above `q̂ > split` (1024): measured on the H100 goldens,
@@ -31,9 +25,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{BatchItem, ExecModel, StageTime};
-use crate::error::{Error, Result};
-use crate::fixture::Run;
-use crate::workload::{RequestSpec, Workload};
+use crate::error::Result;
 
 /// Padding rules of the server's step shapes.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -114,23 +106,8 @@ impl Padding {
     }
 }
 
-/// One engine step whose composition is known.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct StepObservation {
-    /// Requests in the step.
-    pub requests: u32,
-    /// Query tokens (decodes count 1, prefill chunks their length).
-    pub q_tokens: u64,
-    /// KV context read (sum over requests of the tokens already cached).
-    pub kv_tokens: u64,
-    /// Measured step time in seconds.
-    pub seconds: f64,
-}
-
 /// Number of terms of the step model ([`StepModel::TERMS`]).
 pub const NUM_TERMS: usize = 8;
-
-const ALL_TERMS: [usize; NUM_TERMS] = [0, 1, 2, 3, 4, 5, 6, 7];
 
 /// The fitted step-time model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -144,7 +121,7 @@ pub struct StepModel {
     pub min_step_s: f64,
     /// Extra seconds per prompt token processed in the step: what a prefill costs beyond the
     /// controlled experiments. vLLM's profile carries its whole prefill cost here, fitted by
-    /// [`fit_prefill_steps`] (`simfid profile fit --server vllm --run …`); 0 in the
+    /// `replay::fit_prefill_steps` (`simfid profile fit --server vllm --run …`); 0 in the
     /// transformers profile.
     #[serde(default)]
     pub prefill_token_s: f64,
@@ -155,7 +132,7 @@ pub struct StepModel {
     /// one eager forward plus the capture), in seconds. Applied by [`StepExec`].
     #[serde(default)]
     pub capture_s: f64,
-    /// Extra seconds of a step that carries a prefill chunk, fitted by [`fit_prefill_steps`].
+    /// Extra seconds of a step that carries a prefill chunk, fitted by `replay::fit_prefill_steps`.
     /// vLLM runs decode-only steps as full CUDA
     /// graphs and steps with a prefill as piecewise graphs with attention outside them, which
     /// costs several milliseconds more on a small model; 0 in the transformers profile.
@@ -163,7 +140,7 @@ pub struct StepModel {
     pub mixed_step_s: f64,
     /// Extra seconds of a step that continues a prefill begun in an earlier step (a chunk
     /// after the first of a prompt longer than the token budget), fitted by
-    /// [`fit_prefill_steps`]. On vLLM 0.24 the step that finishes a chunked prompt takes
+    /// `replay::fit_prefill_steps`. On vLLM 0.24 the step that finishes a chunked prompt takes
     /// ~3 ms more than one that prefills a short prompt whole (H200 goldens); 0 elsewhere.
     #[serde(default)]
     pub continued_prefill_s: f64,
@@ -196,7 +173,7 @@ impl StepModel {
         }
     }
 
-    fn features(&self, n: u32, q: u64, kv: u64) -> [f64; NUM_TERMS] {
+    pub(crate) fn features(&self, n: u32, q: u64, kv: u64) -> [f64; NUM_TERMS] {
         let qp = self.padding.q(q);
         let kp = self.padding.kv(kv);
         let big = if qp > self.split_q as f64 { 1.0 } else { 0.0 };
@@ -222,220 +199,6 @@ impl StepModel {
         let f = self.features(n, q, kv);
         let t: f64 = f.iter().zip(&self.coef).map(|(a, b)| a * b).sum();
         t.max(self.min_step_s)
-    }
-
-    /// Robust least-squares fit: an ordinary fit, then observations whose relative residual is
-    /// more than three times the median one (and more than 10%) are set aside and the model is
-    /// fitted again, until nothing changes. Steps that stall for a CUDA-graph capture (the
-    /// first step of a new shape costs ~100 ms more) are such outliers; they are reported by
-    /// [`StepModel::outliers`], not modelled.
-    pub fn fit(obs: &[StepObservation], padding: Padding) -> Result<StepModel> {
-        Self::fit_terms(obs, padding, &ALL_TERMS)
-    }
-
-    /// [`StepModel::fit`] on some of the [`StepModel::TERMS`] only (indices; the others stay
-    /// 0): for data that cannot tell terms apart (in decode-only steps the query tokens are
-    /// the request count).
-    pub fn fit_terms(
-        obs: &[StepObservation],
-        padding: Padding,
-        terms: &[usize],
-    ) -> Result<StepModel> {
-        let mut kept: Vec<StepObservation> = obs.to_vec();
-        let mut model = Self::fit_plain_terms(&kept, padding, terms)?;
-        for _ in 0..5 {
-            let cut = model.outlier_cut(&kept);
-            let next: Vec<StepObservation> = kept
-                .iter()
-                .copied()
-                .filter(|o| model.rel_residual(o).abs() <= cut)
-                .collect();
-            if next.len() == kept.len() || next.len() < 3 {
-                break;
-            }
-            kept = next;
-            model = Self::fit_plain_terms(&kept, padding, terms)?;
-        }
-        Ok(model)
-    }
-
-    fn rel_residual(&self, o: &StepObservation) -> f64 {
-        (self.predict(o.requests, o.q_tokens, o.kv_tokens) - o.seconds) / o.seconds
-    }
-
-    fn outlier_cut(&self, obs: &[StepObservation]) -> f64 {
-        let mut r: Vec<f64> = obs.iter().map(|o| self.rel_residual(o).abs()).collect();
-        r.sort_by(f64::total_cmp);
-        let med = r.get(r.len() / 2).copied().unwrap_or(0.0);
-        (3.0 * med).max(0.10)
-    }
-
-    /// Observations the robust fit set aside (relative residual beyond its cut).
-    pub fn outliers(&self, obs: &[StepObservation]) -> Vec<StepObservation> {
-        let cut = self.outlier_cut(obs);
-        obs.iter()
-            .copied()
-            .filter(|o| self.rel_residual(o).abs() > cut)
-            .collect()
-    }
-
-    /// Ordinary least squares on all observations.
-    pub fn fit_plain(obs: &[StepObservation], padding: Padding) -> Result<StepModel> {
-        Self::fit_plain_terms(obs, padding, &ALL_TERMS)
-    }
-
-    fn fit_plain_terms(
-        obs: &[StepObservation],
-        padding: Padding,
-        terms: &[usize],
-    ) -> Result<StepModel> {
-        if obs.len() < 3 {
-            return Err(Error::Config(format!(
-                "a step model needs at least 3 observed steps, got {}",
-                obs.len()
-            )));
-        }
-        let mut probe = StepModel::new(&[]);
-        probe.padding = padding;
-        let rows: Vec<[f64; NUM_TERMS]> = obs
-            .iter()
-            .map(|o| probe.features(o.requests, o.q_tokens, o.kv_tokens))
-            .collect();
-        // Drop columns that do not vary (beyond the intercept) so the system stays regular.
-        let mut cols = vec![0usize];
-        for j in (1..NUM_TERMS).filter(|j| terms.contains(j)) {
-            let first = rows[0][j];
-            if rows
-                .iter()
-                .any(|r| (r[j] - first).abs() > 1e-9 * first.abs().max(1.0))
-            {
-                cols.push(j);
-            }
-        }
-        let coef_sub = loop {
-            match least_squares(&rows, obs, &cols) {
-                Some(c) => break c,
-                None if cols.len() > 1 => {
-                    cols.pop();
-                }
-                None => {
-                    return Err(Error::Config("step observations are degenerate".into()));
-                }
-            }
-        };
-        let mut coef = vec![0.0; NUM_TERMS];
-        for (k, &j) in cols.iter().enumerate() {
-            coef[j] = coef_sub[k];
-        }
-        let min_step_s = obs.iter().map(|o| o.seconds).fold(f64::INFINITY, f64::min);
-        probe.coef = coef;
-        probe.min_step_s = min_step_s;
-        Ok(probe)
-    }
-
-    /// Root-mean-square and largest relative residual of the model on `obs`.
-    pub fn residuals(&self, obs: &[StepObservation]) -> (f64, f64) {
-        let mut sq = 0.0;
-        let mut worst: f64 = 0.0;
-        for o in obs {
-            let rel = (self.predict(o.requests, o.q_tokens, o.kv_tokens) - o.seconds) / o.seconds;
-            sq += rel * rel;
-            worst = worst.max(rel.abs());
-        }
-        ((sq / obs.len().max(1) as f64).sqrt(), worst)
-    }
-}
-
-/// Solves the normal equations of the relative least-squares problem (each observation
-/// weighted by 1/seconds², so a 25 ms step and a 200 ms step count alike) on the given
-/// columns; `None` when singular.
-fn least_squares(
-    rows: &[[f64; NUM_TERMS]],
-    obs: &[StepObservation],
-    cols: &[usize],
-) -> Option<Vec<f64>> {
-    let k = cols.len();
-    // Scale columns to unit max to keep the system well conditioned.
-    let scale: Vec<f64> = cols
-        .iter()
-        .map(|&j| {
-            rows.iter()
-                .map(|r| r[j].abs())
-                .fold(0.0, f64::max)
-                .max(1e-300)
-        })
-        .collect();
-    let mut a = vec![vec![0.0; k + 1]; k];
-    for (r, o) in rows.iter().zip(obs) {
-        let w = 1.0 / o.seconds.max(1e-9);
-        for i in 0..k {
-            let xi = r[cols[i]] / scale[i] * w;
-            for j in 0..k {
-                a[i][j] += xi * r[cols[j]] / scale[j] * w;
-            }
-            a[i][k] += xi * o.seconds * w;
-        }
-    }
-    // Gaussian elimination with partial pivoting.
-    for c in 0..k {
-        let p = (c..k).max_by(|&x, &y| a[x][c].abs().total_cmp(&a[y][c].abs()))?;
-        if a[p][c].abs() < 1e-12 {
-            return None;
-        }
-        a.swap(c, p);
-        let pivot = a[c].clone();
-        for (r, row) in a.iter_mut().enumerate() {
-            if r != c {
-                let f = row[c] / pivot[c];
-                for (x, p) in row[c..].iter_mut().zip(&pivot[c..]) {
-                    *x -= f * p;
-                }
-            }
-        }
-    }
-    Some((0..k).map(|i| a[i][k] / a[i][i] / scale[i]).collect())
-}
-
-/// A step profile: the fitted model plus the client-visible serving delay and provenance.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StepProfile {
-    /// Format name (`simfid-step-profile`).
-    pub format: String,
-    /// Format version.
-    pub format_version: String,
-    /// Model served.
-    pub model: String,
-    /// GPU.
-    pub gpu: Option<String>,
-    /// Server description.
-    pub server: Option<String>,
-    /// The step model.
-    pub step: StepModel,
-    /// Delay between the end of the step that produced a token and the client receiving it,
-    /// plus the request's way in (HTTP, tokenisation), estimated from idle-server TTFTs.
-    pub serving_delay_s: f64,
-    /// Time from a request's send to its arrival in the server's scheduler queue (HTTP,
-    /// tokenisation on the event loop). It decides which step a request can join; the
-    /// client-visible part of it is in [`StepProfile::serving_delay_s`] too, so a replay
-    /// delays arrivals by this and tokens by `serving_delay_s − arrival_delay_s`.
-    #[serde(default)]
-    pub arrival_delay_s: f64,
-    /// Fit quality: RMS and largest relative residual.
-    pub fit_rms_rel: f64,
-    /// Largest relative residual.
-    pub fit_max_rel: f64,
-    /// The observations the model was fitted on.
-    pub observations: Vec<StepObservation>,
-}
-
-impl StepProfile {
-    /// Reads a step profile written by `simfid profile fit`.
-    pub fn from_file(path: &std::path::Path) -> Result<StepProfile> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        serde_json::from_str(&text).map_err(|e| Error::Parse {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })
     }
 }
 
@@ -578,266 +341,6 @@ impl ExecModel for StepExec<'_> {
     }
 }
 
-/// One step recovered from a run's streamed chunks.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ObservedStep {
-    /// Time the step's tokens reached the client (the earliest chunk of the cluster).
-    pub t: f64,
-    /// `(request id, output token index)` of every token in the step.
-    pub tokens: Vec<(u64, u32)>,
-}
-
-/// Recovers engine steps from a run: all chunk times pooled and sorted, cut wherever two
-/// consecutive chunks are more than `gap_s` apart.
-pub fn extract_steps(run: &Run, gap_s: f64) -> Vec<ObservedStep> {
-    let mut all: Vec<(f64, u64, u32)> = Vec::new();
-    for r in &run.requests {
-        if r.error.is_some() {
-            continue;
-        }
-        let mut idx = 0u32;
-        for c in &r.chunks {
-            all.push((c.t, r.id, idx));
-            idx += c.n.max(1);
-        }
-    }
-    all.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let mut steps: Vec<ObservedStep> = Vec::new();
-    let mut last = f64::NEG_INFINITY;
-    for (t, id, i) in all {
-        if t - last > gap_s || steps.is_empty() {
-            steps.push(ObservedStep {
-                t,
-                tokens: Vec::new(),
-            });
-        }
-        steps.last_mut().expect("pushed").tokens.push((id, i));
-        last = t;
-    }
-    steps
-}
-
-/// A controlled experiment whose steps have a known composition.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum Experiment {
-    /// `batch` requests sent together with `prompt` tokens each, decoding `output` tokens.
-    Decode {
-        /// Requests decoding together.
-        batch: u32,
-        /// Prompt length of each.
-        prompt: u32,
-        /// Output length of each.
-        output: u32,
-    },
-    /// `batch` long-decoding requests; then one probe prompt at a time arrives (every
-    /// `spacing_s`), each with 2 output tokens. The step that prefills a probe is observed as
-    /// one gap in the decoders' streams.
-    Mixed {
-        /// Background decoders.
-        batch: u32,
-        /// Their prompt length.
-        prompt: u32,
-        /// Probe prompt lengths, in arrival order.
-        probes: Vec<u32>,
-        /// Time between probes.
-        spacing_s: f64,
-        /// Arrival of the first probe (after the decoders' prompts are prefilled).
-        #[serde(default)]
-        start_s: f64,
-    },
-}
-
-impl Experiment {
-    /// The default plan: decode batches of 1–64 at two contexts, and probes of 64–1984 tokens
-    /// into 1 and 16 decoders. About 40 s of server time in total for a ~25 ms step.
-    pub fn default_plan() -> Vec<(String, Experiment)> {
-        let mut plan = Vec::new();
-        // Batch × context stays well inside 512 blocks of 256 tokens (the goldens' cache).
-        for (prompt, batches) in [
-            (256u32, &[1u32, 2, 4, 8, 16, 32, 64][..]),
-            (2048, &[1, 2, 4, 8, 16, 32][..]),
-        ] {
-            for &batch in batches {
-                // Prompts are prefilled 2048 tokens per step, so outputs start staggered:
-                // lengthen them by that many steps to keep ~40 steps with every request.
-                let output = 40 + (batch * prompt).div_ceil(2048);
-                plan.push((
-                    format!("decode-b{batch}-p{prompt}"),
-                    Experiment::Decode {
-                        batch,
-                        prompt,
-                        output,
-                    },
-                ));
-            }
-        }
-        // Probes into small and large decode contexts, so that the cost of a prefill chunk
-        // against the padded KV context (their product) is identifiable.
-        for (batch, prompt, start_s) in [(1u32, 256u32, 0.4), (16, 256, 0.4), (16, 2048, 1.0)] {
-            plan.push((
-                format!("mixed-b{batch}-p{prompt}"),
-                Experiment::Mixed {
-                    batch,
-                    prompt,
-                    probes: vec![64, 256, 512, 1024, 1536, 1984, 128, 768, 1280, 1792],
-                    spacing_s: 0.4,
-                    start_s,
-                },
-            ));
-        }
-        plan
-    }
-
-    /// The workload that runs the experiment.
-    pub fn workload(&self, name: &str) -> Workload {
-        let reqs = match self {
-            Experiment::Decode {
-                batch,
-                prompt,
-                output,
-            } => (0..*batch as u64)
-                .map(|id| RequestSpec {
-                    id,
-                    arrival_s: 0.0,
-                    prefill_tokens: *prompt,
-                    decode_tokens: *output,
-                })
-                .collect(),
-            Experiment::Mixed {
-                batch,
-                prompt,
-                probes,
-                spacing_s,
-                start_s,
-            } => {
-                let n = probes.len() as f64;
-                // Decoders long enough to outlast every probe at up to 60 steps per second.
-                let output = ((start_s + (n + 2.0) * spacing_s) * 60.0).ceil() as u32;
-                let mut v: Vec<RequestSpec> = (0..*batch as u64)
-                    .map(|id| RequestSpec {
-                        id,
-                        arrival_s: 0.0,
-                        prefill_tokens: *prompt,
-                        decode_tokens: output,
-                    })
-                    .collect();
-                for (k, &p) in probes.iter().enumerate() {
-                    v.push(RequestSpec {
-                        id: *batch as u64 + k as u64,
-                        arrival_s: start_s + k as f64 * spacing_s,
-                        prefill_tokens: p,
-                        decode_tokens: 2,
-                    });
-                }
-                v
-            }
-        };
-        Workload::new(
-            reqs,
-            format!("simfid step-profile experiment {name}: {self:?}"),
-        )
-    }
-
-    /// Step observations from the recorded run of this experiment.
-    pub fn observations(&self, run: &Run, gap_s: f64) -> Vec<StepObservation> {
-        let steps = extract_steps(run, gap_s);
-        let prompt_of = |id: u64| {
-            run.requests
-                .iter()
-                .find(|r| r.id == id)
-                .map_or(0, |r| r.prompt_tokens as u64)
-        };
-        let mut obs = Vec::new();
-        match self {
-            Experiment::Decode { batch, .. } => {
-                // Steady decode steps: every request in the step, none in its first token.
-                for w in steps.windows(2) {
-                    let (a, b) = (&w[0], &w[1]);
-                    let full = |s: &ObservedStep| {
-                        s.tokens.len() == *batch as usize && s.tokens.iter().all(|&(_, i)| i > 0)
-                    };
-                    if full(a) && full(b) {
-                        let kv: u64 = b
-                            .tokens
-                            .iter()
-                            .map(|&(id, i)| prompt_of(id) + i as u64 - 1)
-                            .sum();
-                        obs.push(StepObservation {
-                            requests: *batch,
-                            q_tokens: *batch as u64,
-                            kv_tokens: kv,
-                            seconds: b.t - a.t,
-                        });
-                    }
-                }
-            }
-            Experiment::Mixed { batch, .. } => {
-                // A step carrying a probe's first token right after a step of decoders only.
-                for w in steps.windows(2) {
-                    let (a, b) = (&w[0], &w[1]);
-                    let probe_first: Vec<u64> = b
-                        .tokens
-                        .iter()
-                        .filter(|&&(id, i)| id >= *batch as u64 && i == 0)
-                        .map(|&(id, _)| id)
-                        .collect();
-                    let decoders_a = a
-                        .tokens
-                        .iter()
-                        .filter(|&&(id, i)| id < *batch as u64 && i > 0)
-                        .count();
-                    let decoders_b: Vec<(u64, u32)> = b
-                        .tokens
-                        .iter()
-                        .copied()
-                        .filter(|&(id, i)| id < *batch as u64 && i > 0)
-                        .collect();
-                    let others_b = b.tokens.len() - decoders_b.len() - probe_first.len();
-                    if probe_first.len() == 1
-                        && decoders_a == *batch as usize
-                        && decoders_b.len() == *batch as usize
-                        && others_b == 0
-                        && a.tokens.len() == *batch as usize
-                    {
-                        let p = prompt_of(probe_first[0]);
-                        let kv: u64 = decoders_b
-                            .iter()
-                            .map(|&(id, i)| prompt_of(id) + i as u64 - 1)
-                            .sum();
-                        obs.push(StepObservation {
-                            requests: batch + 1,
-                            q_tokens: *batch as u64 + p,
-                            kv_tokens: kv,
-                            seconds: b.t - a.t,
-                        });
-                    }
-                }
-            }
-        }
-        obs
-    }
-}
-
-/// Estimates the serving delay (request in + token out) from runs: for every request that
-/// arrived to an idle server and whose prompt fits one step, TTFT minus the predicted step.
-pub fn serving_delay(model: &StepModel, runs: &[&Run]) -> Option<f64> {
-    let mut d = Vec::new();
-    for run in runs {
-        for r in &run.requests {
-            let (Some(sent), Some(first)) = (r.sent, r.chunks.first()) else {
-                continue;
-            };
-            // Only the first request of a run is guaranteed an idle server.
-            if r.id != run.requests.iter().map(|x| x.id).min().unwrap_or(0) {
-                continue;
-            }
-            let step = model.predict(1, r.prompt_tokens as u64, 0);
-            d.push(first.t - sent - step);
-        }
-    }
-    crate::fidelity::quantile::quantile(&d, 0.5)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -855,28 +358,6 @@ mod tests {
         assert_eq!(p.kv(0), 16384.0);
         assert_eq!(p.kv(16385), 32768.0);
         assert_eq!(p.kv(10_000_000), 131072.0);
-    }
-
-    #[test]
-    fn fit_recovers_a_known_model() {
-        let t = truth();
-        let mut obs = Vec::new();
-        for n in [1u32, 2, 4, 8, 16, 32, 64] {
-            for kv in [256u64, 2048, 20_000, 70_000] {
-                for q in [n as u64, n as u64 + 512, n as u64 + 1900] {
-                    let kv = kv * n as u64 / 8;
-                    obs.push(StepObservation {
-                        requests: n,
-                        q_tokens: q,
-                        kv_tokens: kv,
-                        seconds: t.predict(n, q, kv),
-                    });
-                }
-            }
-        }
-        let m = StepModel::fit(&obs, Padding::default()).unwrap();
-        let (rms, max) = m.residuals(&obs);
-        assert!(rms < 1e-9 && max < 1e-8, "{rms} {max} {:?}", m.coef);
     }
 
     #[test]
@@ -923,131 +404,4 @@ mod tests {
         let want = 0.005 + 0.0002 * 2.0 + 7e-7 * 64.0 + 1e-6 * 16384.0;
         assert!((m.predict(2, 2, 500) - want).abs() < 1e-12);
     }
-
-    #[test]
-    fn too_few_observations_are_refused() {
-        assert!(StepModel::fit(&[], Padding::default()).is_err());
-    }
-}
-
-/// One step of a recorded run that finished a request's prefill: read off the client's chunk
-/// times at light load (see [`fit_prefill_steps`]).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct PrefillStep {
-    /// Decoding requests in the step (tokens in the cluster besides the new first token).
-    pub decoders: u32,
-    /// Tokens of the prefill chunk (the prompt, or its last chunk under the token budget).
-    pub chunk: u32,
-    /// Prompt tokens prefilled in earlier steps (0 for a prompt prefilled whole).
-    pub prefix: u64,
-    /// KV tokens the decoders read.
-    pub kv: u64,
-    /// The step's duration (gap to the step before).
-    pub seconds: f64,
-}
-
-/// Steps of `run` that carry exactly one request's first token: chunk times are clustered
-/// into steps at gaps above `gap_s`; a step qualifies when exactly one request's first token
-/// is in it and none in the step before. The chunk is the prompt when it fits the token
-/// `budget` left by the decoders, else the prompt's remainder modulo that budget (chunked
-/// prefill in vLLM's order: decodes first, the rest of the budget to the prompt).
-pub fn prefill_steps(run: &Run, gap_s: f64, budget: u32) -> Vec<PrefillStep> {
-    let steps = extract_steps(run, gap_s);
-    let by_id: std::collections::HashMap<u64, &crate::fixture::RequestRun> =
-        run.requests.iter().map(|r| (r.id, r)).collect();
-    let mut out = Vec::new();
-    for w in steps.windows(2) {
-        let (a, b) = (&w[0], &w[1]);
-        let firsts: Vec<u64> = b.tokens.iter().filter(|t| t.1 == 0).map(|t| t.0).collect();
-        if firsts.len() != 1 || a.tokens.iter().any(|t| t.1 == 0) {
-            continue;
-        }
-        let Some(r) = by_id.get(&firsts[0]) else {
-            continue;
-        };
-        let p = r.usage_prompt_tokens.unwrap_or(r.prompt_tokens);
-        let decoders = (b.tokens.len() - 1) as u32;
-        let room = budget.saturating_sub(decoders).max(1);
-        let chunk = if p <= room { p } else { (p - 1) % room + 1 };
-        let kv = b
-            .tokens
-            .iter()
-            .filter(|t| t.1 > 0)
-            .map(|&(id, i)| {
-                by_id.get(&id).map_or(0, |x| {
-                    x.usage_prompt_tokens.unwrap_or(x.prompt_tokens) as u64
-                }) + i as u64
-                    - 1
-            })
-            .sum();
-        out.push(PrefillStep {
-            decoders,
-            chunk,
-            prefix: (p - chunk) as u64,
-            kv,
-            seconds: b.t - a.t,
-        });
-    }
-    out
-}
-
-/// Fits a step model's prefill terms on [`prefill_steps`]: what each step took beyond the
-/// model's decode-step prediction for its requests is
-/// `mixed_step_s + prefill_token_s × chunk + continued_prefill_s × [prefix > 0]`, by least squares after setting aside steps whose
-/// excess is more than three times the median one (a step delayed by anything else).
-/// Returns `(mixed_step_s, prefill_token_s, continued_prefill_s, steps used)`, or `None` with
-/// too few steps of each kind.
-pub fn fit_prefill_steps(
-    model: &StepModel,
-    steps: &[PrefillStep],
-) -> Option<(f64, f64, f64, usize)> {
-    let excess: Vec<(f64, f64, f64)> = steps
-        .iter()
-        .map(|s| {
-            let n = s.decoders + 1;
-            let base = model.predict(n, n as u64, s.kv);
-            (
-                s.chunk as f64,
-                if s.prefix > 0 { 1.0 } else { 0.0 },
-                s.seconds - base,
-            )
-        })
-        .collect();
-    let mut abs: Vec<f64> = excess.iter().map(|e| e.2.abs()).collect();
-    abs.sort_by(f64::total_cmp);
-    let cut = 3.0 * abs.get(abs.len() / 2).copied()?;
-    let kept: Vec<&(f64, f64, f64)> = excess.iter().filter(|e| e.2.abs() <= cut).collect();
-    let cont = kept.iter().filter(|e| e.1 > 0.0).count();
-    if kept.len() - cont < 5 || cont < 5 {
-        return None;
-    }
-    // Normal equations of y = m + c·chunk + k·[continued], solved by Cramer's rule.
-    let mut a = [[0.0f64; 3]; 3];
-    let mut v = [0.0f64; 3];
-    for e in &kept {
-        let x = [1.0, e.0, e.1];
-        for i in 0..3 {
-            for j in 0..3 {
-                a[i][j] += x[i] * x[j];
-            }
-            v[i] += x[i] * e.2;
-        }
-    }
-    let det = |m: &[[f64; 3]; 3]| {
-        m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1])
-            - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
-            + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0])
-    };
-    let d = det(&a);
-    if d.abs() < 1e-12 {
-        return None;
-    }
-    let solve = |k: usize| {
-        let mut m = a;
-        for i in 0..3 {
-            m[i][k] = v[i];
-        }
-        det(&m) / d
-    };
-    Some((solve(0), solve(1), solve(2), kept.len()))
 }

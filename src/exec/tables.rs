@@ -1,8 +1,8 @@
 //! Vidur's exported prediction tables: exact lookups, for bit-level parity with Vidur.
 //!
 //! Vidur trains one regression model per operator and evaluates it once on a dense grid
-//! (SPEC §2.7); the simulation then only looks values up. Those grids, written by Vidur into its
-//! cache as `<op>.csv` (shipped gzipped in `shared/vidur-data/predictions/<config>/`), are read
+//! (`vidur/execution_time_predictor/sklearn_execution_time_predictor.py`); the simulation then only looks values up. Those grids, written by Vidur into its
+//! cache as `<op>.csv` (shipped gzipped in `fixtures/vidur/predictions/<config>/`), are read
 //! here as they are: the same doubles, the same keys, so a simulation driven by them reproduces
 //! Vidur's batch times bit for bit. A key outside the grid is an error, as it is in Vidur.
 
@@ -124,7 +124,7 @@ impl PredictionTables {
     pub fn load(dir: &Path) -> Result<PredictionTables> {
         let required = |stem: &str| -> Result<(PathBuf, String)> {
             open_table(dir, stem)?.ok_or_else(|| {
-                Error::Config(format!(
+                Error::Exec(format!(
                     "prediction table '{stem}.csv.gz' (or .csv) not found in {}",
                     dir.display()
                 ))
@@ -222,7 +222,7 @@ impl OpTimes for PredictionTables {
     fn all_reduce(&self, tokens: u32) -> Result<f64> {
         match &self.all_reduce {
             Some(t) => self.by_tokens(t, "all_reduce", tokens),
-            None => Err(Error::Config(format!(
+            None => Err(Error::Exec(format!(
                 "tensor parallelism needs an all_reduce table in {}",
                 self.dir.display()
             ))),
@@ -232,7 +232,7 @@ impl OpTimes for PredictionTables {
     fn send_recv(&self, tokens: u32) -> Result<f64> {
         match &self.send_recv {
             Some(t) => self.by_tokens(t, "send_recv", tokens),
-            None => Err(Error::Config(format!(
+            None => Err(Error::Exec(format!(
                 "pipeline parallelism needs a send_recv table in {}",
                 self.dir.display()
             ))),

@@ -1,4 +1,5 @@
-//! Vidur's per-layer composition of operator times into batch-stage times (SPEC §2.3, §2.7).
+//! Vidur's per-layer composition of operator times into batch-stage times (Vidur's `vidur/entities/execution_time.py` and
+//! `vidur/execution_time_predictor/base_execution_time_predictor.py`).
 //!
 //! For a batch with `T` tokens (`R` = `T` rounded up to a multiple of 8), per layer in ms:
 //!
@@ -119,7 +120,7 @@ impl VidurModel {
         cfg: &VidurPredictorConfig,
     ) -> Result<VidurModel> {
         if pp == 0 || tp == 0 || !model.num_layers.is_multiple_of(pp) {
-            return Err(Error::Config(format!(
+            return Err(Error::Exec(format!(
                 "{} layers cannot be split into {pp} pipeline stages",
                 model.num_layers
             )));

@@ -7,8 +7,8 @@ use serde::Serialize;
 
 use super::error::FidelityError;
 use super::metric::{Metric, MetricDef, MetricOptions, RunMetrics, Slo};
+use super::same_workload::check_workload;
 use super::stats::{Bootstrap, Ks, Stat, guard, ks_sorted, rel_err, sorted, wasserstein1_sorted};
-use super::workload::check_workload;
 use crate::fixture::Run;
 
 /// Settings of a comparison.

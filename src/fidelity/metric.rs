@@ -21,7 +21,7 @@
 //!
 //! Sources: vLLM `vllm/benchmarks/serve.py` `calculate_metrics` (TPOT divides by
 //! `output_len − 1`, ITLs are pooled, goodput counts requests meeting every SLO); Vidur
-//! `metrics_store.py` (SPEC §2.9); AIPerf defines ITL as `(request_latency − TTFT) /
+//! `vidur/metrics/metrics_store.py`; AIPerf defines ITL as `(request_latency − TTFT) /
 //! (output_sequence_length − 1)`.
 //!
 //! Failed requests ([`RequestRun::ok`] false) are excluded from every latency metric and
@@ -33,19 +33,11 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::fixture::{RequestRun, Run};
-use crate::sim::RequestRecord;
+use crate::fixture::{RequestRun, Run, TokenTimes};
 
-/// `RunMeta::extra` key saying which token times a run holds: absent or `"all"` = every
-/// chunk; `"first_last"` = only the first and the last token (Vidur's `request_metrics.csv`),
-/// so ITL and TBT are not available.
-pub const TOKEN_TIMES_KEY: &str = "token_times";
-/// `RunMeta::extra` key saying that arrival times are unknown (`"unknown"`), e.g. a vLLM
-/// bench result saved without `start_times`.
-pub const ARRIVALS_KEY: &str = "arrivals";
-/// `RunMeta::extra` key of an object `{"<request id>": seconds}` with each request's
-/// scheduling delay (first schedule − arrival), when the source knows it.
-pub const SCHEDULING_DELAY_KEY: &str = "scheduling_delay_s";
+/// The run facts' keys, defined by the format ([`crate::fixture::RunMeta::token_times`] and
+/// its siblings read them).
+pub use crate::fixture::{ARRIVALS_KEY, SCHEDULING_DELAY_KEY, TOKEN_TIMES_KEY};
 
 /// A named set of metric definitions (see the module docs for the table).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -208,6 +200,51 @@ pub struct RequestLatency {
     pub tokens: u32,
 }
 
+/// The latencies of one successful request in seconds: the formulas of the module's table,
+/// written once, for runs ([`RunMetrics::compute`]) and for the command line's summaries of
+/// simulations and recordings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RequestSamples {
+    /// `first − base`.
+    pub ttft: f64,
+    /// `last − base`.
+    pub e2e: f64,
+    /// TPOT under the definition asked for (`None` when it has too few tokens).
+    pub tpot: Option<f64>,
+    /// vLLM bench's TPOT, `(last − first)/(tokens − 1)` (`None` for a single token).
+    pub tpot_vllm: Option<f64>,
+}
+
+impl RequestSamples {
+    /// The latencies under `def` of a request whose first and last output chunks arrived at
+    /// `first` and `last`, counted from `base` (the send time; the arrival under
+    /// [`MetricDef::Vidur`]), with `tokens` output tokens received.
+    pub fn new(def: MetricDef, base: f64, first: f64, last: f64, tokens: u32) -> RequestSamples {
+        let tpot_vllm = (tokens > 1).then(|| (last - first) / (tokens - 1) as f64);
+        let tpot = match def {
+            MetricDef::Vidur => (tokens > 0).then(|| (last - first) / tokens as f64),
+            _ => tpot_vllm,
+        };
+        RequestSamples {
+            ttft: first - base,
+            e2e: last - base,
+            tpot,
+            tpot_vllm,
+        }
+    }
+}
+
+/// The gaps between consecutive times (vLLM bench's ITL samples of one request, pooled over
+/// requests).
+pub fn gaps(times: impl IntoIterator<Item = f64>) -> impl Iterator<Item = f64> {
+    let mut prev: Option<f64> = None;
+    times.into_iter().filter_map(move |t| {
+        let gap = prev.map(|p| t - p);
+        prev = Some(t);
+        gap
+    })
+}
+
 /// The metric samples of one run (seconds), with its request counts.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunMetrics {
@@ -235,41 +272,14 @@ pub struct RunMetrics {
     unavailable: BTreeMap<Metric, String>,
 }
 
-/// Records each simulated request's scheduling delay in `run` (under
-/// [`SCHEDULING_DELAY_KEY`]), so that the scheduling-delay metric can be compared.
-pub fn attach_scheduling_delays(run: &mut Run, records: &[RequestRecord]) {
-    let map: serde_json::Map<String, serde_json::Value> = records
-        .iter()
-        .filter(|r| r.completed)
-        .map(|r| {
-            (
-                r.id.to_string(),
-                serde_json::Value::from(r.scheduling_delay),
-            )
-        })
-        .collect();
-    run.meta.extra.insert(
-        SCHEDULING_DELAY_KEY.to_string(),
-        serde_json::Value::Object(map),
-    );
-}
-
 /// Whether the run holds every chunk's time (not only first and last).
 pub fn token_times_known(run: &Run) -> bool {
-    run.meta
-        .extra
-        .get(TOKEN_TIMES_KEY)
-        .and_then(|v| v.as_str())
-        .is_none_or(|s| s == "all")
+    run.meta.token_times() == TokenTimes::All
 }
 
 /// Whether the run knows when each request arrived.
 pub fn arrivals_known(run: &Run) -> bool {
-    run.meta
-        .extra
-        .get(ARRIVALS_KEY)
-        .and_then(|v| v.as_str())
-        .is_none_or(|s| s != "unknown")
+    run.meta.arrivals_known()
 }
 
 /// The requests kept by warm-up and window, in scheduled order.
@@ -294,17 +304,7 @@ impl RunMetrics {
         let def = opts.def;
         let reqs = considered(run, opts);
         let all_times = token_times_known(run);
-        let sched: BTreeMap<u64, f64> = run
-            .meta
-            .extra
-            .get(SCHEDULING_DELAY_KEY)
-            .and_then(|v| v.as_object())
-            .map(|o| {
-                o.iter()
-                    .filter_map(|(k, v)| Some((k.parse().ok()?, v.as_f64()?)))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let sched: BTreeMap<u64, f64> = run.meta.scheduling_delays();
         let mut m = RunMetrics {
             def,
             requests: run.requests.len(),
@@ -347,13 +347,12 @@ impl RunMetrics {
             let tokens = r.received_tokens();
             m.output_tokens += tokens as u64;
             m.input_tokens += r.usage_prompt_tokens.unwrap_or(r.prompt_tokens) as u64;
-            let ttft = first - base;
-            let e2e = last - base;
-            let tpot_vllm = (tokens > 1).then(|| (last - first) / (tokens - 1) as f64);
-            let tpot = match def {
-                MetricDef::Vidur => (tokens > 0).then(|| (last - first) / tokens as f64),
-                _ => tpot_vllm,
-            };
+            let RequestSamples {
+                ttft,
+                e2e,
+                tpot,
+                tpot_vllm,
+            } = RequestSamples::new(def, base, first, last, tokens);
             s.get_mut(&Metric::Ttft).unwrap().push(ttft);
             s.get_mut(&Metric::E2e).unwrap().push(e2e);
             if let Some(t) = tpot {
@@ -379,7 +378,7 @@ impl RunMetrics {
                 MetricDef::VllmBench => {
                     if all_times {
                         let itl = s.get_mut(&Metric::Itl).unwrap();
-                        itl.extend(r.chunks.windows(2).map(|w| w[1].t - w[0].t));
+                        itl.extend(gaps(r.chunks.iter().map(|c| c.t)));
                     }
                 }
                 MetricDef::Aiperf => {

@@ -17,17 +17,19 @@ mod noise;
 pub mod plot;
 pub mod quantile;
 pub mod report;
+mod same_workload;
 pub mod stats;
 mod verdict;
-mod workload;
+mod vllm_bench;
 
 pub use compare::{CompareOptions, MetricReport, Report, Row, RunSummary, compare};
 pub use error::FidelityError;
-pub use metric::{Metric, MetricDef, MetricOptions, RunMetrics, Slo, Window};
+pub use metric::{Metric, MetricDef, MetricOptions, RequestSamples, RunMetrics, Slo, Window, gaps};
 pub use noise::{NoiseFloor, Spread};
-pub use report::ReportView;
+pub use report::{ReportFormat, ReportView};
+pub use same_workload::{WorkloadCheck, check_workload};
 pub use stats::{Bootstrap, Ks, Stat};
 pub use verdict::{
     AssertOptions, Check, Criterion, Outcome, Tolerance, Verdict, check, diagnose, parse_ms,
 };
-pub use workload::{WorkloadCheck, check_workload};
+pub use vllm_bench::{to_vllm_bench, write_vllm_bench};

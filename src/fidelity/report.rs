@@ -12,6 +12,37 @@ use super::compare::{Report, RunSummary};
 use super::metric::MetricDef;
 use super::verdict::{Outcome, Verdict};
 
+/// The format a report is printed in ([`Report::render`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportFormat {
+    /// The Markdown table, then the assertions' table when there is a verdict.
+    Markdown,
+    /// One pretty-printed JSON object ([`Report::to_json`]), on one line of its own.
+    Json,
+}
+
+impl Report {
+    /// The report as `simfid compare` and `simfid check` print it.
+    pub fn render(&self, verdict: Option<&Verdict>, format: ReportFormat) -> String {
+        match format {
+            ReportFormat::Json => {
+                let v = self.to_json(verdict);
+                let mut s = serde_json::to_string_pretty(&v).expect("a JSON value serialises");
+                s.push('\n');
+                s
+            }
+            ReportFormat::Markdown => {
+                let mut s = self.to_markdown();
+                if let Some(v) = verdict {
+                    s.push_str("\n### assertions\n\n");
+                    let _ = write!(s, "{v}");
+                }
+                s
+            }
+        }
+    }
+}
+
 fn pct(x: Option<f64>) -> String {
     x.map_or("-".into(), |v| format!("{:+.1}%", v * 100.0))
 }

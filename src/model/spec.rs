@@ -389,7 +389,8 @@ mod tests {
 
     #[test]
     fn llama3_8b_params_match_vidur_worked_example() {
-        // SPEC §2.6: 218,103,808 parameters per layer, 32 layers.
+        // Vidur's `vidur/utils/param_counter.py` on Llama-3-8B: 218,103,808 parameters per layer,
+        // 32 layers.
         let m = ModelSpec::builtin("meta-llama/Meta-Llama-3-8B").unwrap();
         assert_eq!(m.params_per_device(1, 1), 218_103_808 * 32);
     }

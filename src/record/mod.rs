@@ -219,7 +219,7 @@ pub async fn record(
     let thread = std::thread::Builder::new()
         .name("simfid-dispatch".into())
         .spawn(move || dispatcher.run())
-        .map_err(|e| crate::Error::Config(format!("cannot start the dispatcher thread: {e}")))?;
+        .map_err(|e| crate::Error::Thread(format!("cannot start the dispatcher thread: {e}")))?;
     let mut handed = 0usize;
     let mut dispatched: Option<usize> = None;
     while dispatched != Some(handed) {

@@ -85,11 +85,11 @@ impl Server {
         std::thread::Builder::new()
             .name("simfid-engine".into())
             .spawn(move || engine::run(cfg, exec, t0, scale, rx, ready_tx))
-            .map_err(|e| Error::Config(format!("cannot start the engine thread: {e}")))?;
+            .map_err(|e| Error::Thread(format!("cannot start the engine thread: {e}")))?;
         match ready_rx.recv() {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(Error::Config(e)),
-            Err(_) => return Err(Error::Config("the engine thread died".into())),
+            Err(_) => return Err(Error::Thread("the engine thread died".into())),
         }
         if opts.max_model_len == 0 {
             return Err(Error::Config(

@@ -2,10 +2,11 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use super::registry::ReplicaSchedulerKind;
 use crate::error::{Error, Result};
 use crate::model::{DeviceSpec, ModelSpec};
 
-/// How requests are routed to replicas (SPEC §2.4).
+/// How requests are routed to replicas (`vidur/scheduler/global_scheduler/`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum GlobalSchedulerKind {
@@ -17,31 +18,6 @@ pub enum GlobalSchedulerKind {
     Random,
 }
 
-/// Replica (batching) scheduler (SPEC §2.5).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ReplicaSchedulerKind {
-    /// vLLM v0 as Vidur models it: prefill-first, whole prompts, padded token budget.
-    Vllm,
-    /// Sarathi-Serve: chunked prefill, decodes first, one token budget (`chunk_size`).
-    Sarathi,
-    /// Orca: iteration-level batching, worst-case KV reservation.
-    Orca,
-    /// FasterTransformer: request-level (static) batching.
-    FasterTransformer,
-    /// LightLLM: token-level KV (block size 1) with its future-memory admission check.
-    #[serde(rename = "lightllm")]
-    LightLlm,
-    /// transformers 5.17 continuous batching (`transformers serve --continuous-batching`):
-    /// FIFO, decodes first, chunked prefill in the leftover token budget, KV blocks allocated
-    /// per chunk, soft-reset eviction (`shared/hfcb/SPEC.md` §3).
-    HfCb,
-    /// vLLM 0.24's V1 scheduler (`vllm serve`): one token budget shared by decodes and
-    /// prefill chunks, running requests first, then waiting ones; KV blocks with a prefix
-    /// cache; preemption by recompute (`sim/scheduler/vllm_v1.rs`).
-    VllmV1,
-}
-
 impl GlobalSchedulerKind {
     /// Parses Vidur's name (`round_robin`, `lor`, `random`).
     pub fn parse(s: &str) -> Result<Self> {
@@ -49,41 +25,11 @@ impl GlobalSchedulerKind {
             "round_robin" => Ok(Self::RoundRobin),
             "lor" => Ok(Self::Lor),
             "random" => Ok(Self::Random),
-            _ => Err(Error::Config(format!(
-                "unknown global scheduler '{s}'; known: round_robin, lor, random"
-            ))),
-        }
-    }
-}
-
-impl ReplicaSchedulerKind {
-    /// Parses Vidur's name (`vllm`, `sarathi`, `orca`, `faster_transformer`, `lightllm`).
-    pub fn parse(s: &str) -> Result<Self> {
-        match s {
-            "vllm" => Ok(Self::Vllm),
-            "sarathi" => Ok(Self::Sarathi),
-            "orca" => Ok(Self::Orca),
-            "faster_transformer" => Ok(Self::FasterTransformer),
-            "lightllm" => Ok(Self::LightLlm),
-            "hf_cb" => Ok(Self::HfCb),
-            "vllm_v1" => Ok(Self::VllmV1),
-            _ => Err(Error::Config(format!(
-                "unknown replica scheduler '{s}'; known: vllm, sarathi, orca, \
-                 faster_transformer, lightllm, hf_cb, vllm_v1"
-            ))),
-        }
-    }
-
-    /// Vidur's name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Vllm => "vllm",
-            Self::Sarathi => "sarathi",
-            Self::Orca => "orca",
-            Self::FasterTransformer => "faster_transformer",
-            Self::LightLlm => "lightllm",
-            Self::HfCb => "hf_cb",
-            Self::VllmV1 => "vllm_v1",
+            _ => Err(Error::UnknownScheduler {
+                what: "global",
+                name: s.to_string(),
+                known: "round_robin, lor, random".into(),
+            }),
         }
     }
 }

@@ -1,4 +1,4 @@
-//! The discrete-event loop (Vidur's `Simulator`, SPEC §2.2).
+//! The discrete-event loop (Vidur's `vidur/simulator.py` and `vidur/events/`).
 //!
 //! Events are ordered by `(time, creation sequence)`: equal-time events run in the order they
 //! were created, which is what Vidur's heap does (its event-type tie-breaker is dead code, B1).
@@ -13,7 +13,7 @@ use super::config::{GlobalSchedulerKind, SimConfig};
 use super::metrics::{RecordSink, RequestRecord, SimSummary};
 use super::replica::{MemoryPlan, Replica, memory_plan};
 use super::request::Request;
-use super::scheduler;
+use super::scheduler::{self, ReplicaScheduler};
 use crate::error::Result;
 use crate::exec::{BatchItem, ExecModel, StageTime};
 use crate::workload::RequestSpec;
@@ -108,6 +108,8 @@ pub struct Simulator<'a> {
     exec: &'a dyn ExecModel,
     plan: MemoryPlan,
     replicas: Vec<Replica>,
+    /// Each replica's scheduler, which owns the scheduler's own state.
+    schedulers: Vec<Box<dyn ReplicaScheduler>>,
     router: Router,
     reqs: Vec<Request>,
     free_slots: Vec<u32>,
@@ -138,8 +140,12 @@ impl<'a> Simulator<'a> {
             .time_limit_s
             .filter(|&l| l > 0.0)
             .unwrap_or(f64::INFINITY);
-        let replicas = (0..cfg.num_replicas)
+        let replicas: Vec<Replica> = (0..cfg.num_replicas)
             .map(|_| Replica::new(&cfg, &plan))
+            .collect();
+        let schedulers = replicas
+            .iter()
+            .map(|rep| scheduler::build(&cfg.scheduler, rep))
             .collect();
         let router = match cfg.global_scheduler {
             GlobalSchedulerKind::RoundRobin => Router::RoundRobin(0),
@@ -156,6 +162,7 @@ impl<'a> Simulator<'a> {
             exec,
             plan,
             replicas,
+            schedulers,
             router,
             reqs: Vec::new(),
             free_slots: Vec::new(),
@@ -239,7 +246,7 @@ impl<'a> Simulator<'a> {
             .back()
             .map_or(self.now, |s| s.arrival_s.max(self.now));
         if spec.arrival_s < last {
-            return Err(crate::Error::Config(format!(
+            return Err(crate::Error::UnsortedArrivals(format!(
                 "request {} arrives at {} s, before the simulated clock ({} s)",
                 spec.id, spec.arrival_s, last
             )));
@@ -262,7 +269,7 @@ impl<'a> Simulator<'a> {
         if self.cfg.strict_admission {
             let mut r = Request::default();
             r.reset(spec, None);
-            self.replicas[0].check_admissible(&r)?;
+            self.schedulers[0].check_admissible(&self.replicas[0], &r)?;
         }
         Ok(())
     }
@@ -274,7 +281,7 @@ impl<'a> Simulator<'a> {
     /// FasterTransformer scheduler, whose static batches (bug-compatible with Vidur) would
     /// keep an early finisher's KV blocks: there the request runs to its end.
     pub fn abort_request(&mut self, id: u64) -> bool {
-        if self.cfg.scheduler.kind == super::config::ReplicaSchedulerKind::FasterTransformer {
+        if !self.schedulers.iter().all(|s| s.can_abort()) {
             return false;
         }
         if let Some(s) = self.online.iter_mut().find(|s| s.id == id) {
@@ -328,7 +335,12 @@ impl<'a> Simulator<'a> {
         summary.unfinished = left.len() as u64;
         summary.leaked_kv_blocks = self.replicas.iter().map(|r| r.allocated).sum::<u64>();
         summary.stalled = !summary.hit_time_limit
-            && (!left.is_empty() || self.replicas.iter().any(|r| !r.is_empty()));
+            && (!left.is_empty()
+                || self
+                    .replicas
+                    .iter()
+                    .zip(&self.schedulers)
+                    .any(|(r, s)| !r.is_empty() || !s.is_idle()));
         for s in left {
             self.reqs[s as usize].alive = false;
             self.emit(s, sink)?;
@@ -395,7 +407,7 @@ impl<'a> Simulator<'a> {
             return Ok(false);
         }
         if t < now {
-            return Err(crate::Error::Config(format!(
+            return Err(crate::Error::UnsortedArrivals(format!(
                 "arrivals are not sorted by time: {t} s after {now} s"
             )));
         }
@@ -442,7 +454,7 @@ impl<'a> Simulator<'a> {
             });
         }
         if self.cfg.strict_admission {
-            self.replicas[0].check_admissible(&self.reqs[slot as usize])?;
+            self.schedulers[0].check_admissible(&self.replicas[0], &self.reqs[slot as usize])?;
         }
         self.global_queue.push(slot);
         Ok(())
@@ -510,7 +522,8 @@ impl<'a> Simulator<'a> {
                 let mut count = 0usize;
                 while self.replicas[r as usize].num_running_batches < num_stages {
                     let mut out = std::mem::take(&mut self.scratch);
-                    scheduler::next_batch(
+                    out.clear();
+                    self.schedulers[r as usize].next_batch(
                         &mut self.replicas[r as usize],
                         &mut self.reqs,
                         &mut out,
@@ -600,7 +613,8 @@ impl<'a> Simulator<'a> {
                         sink.token(r.id, before as u32, t);
                     }
                 }
-                scheduler::on_batch_end(
+                self.replicas[r as usize].num_running_batches -= 1;
+                self.schedulers[r as usize].on_batch_end(
                     &mut self.replicas[r as usize],
                     &mut self.reqs,
                     &batch.slots,

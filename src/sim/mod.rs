@@ -1,10 +1,12 @@
-//! The discrete-event simulator of LLM serving, with Vidur's semantics (SPEC §2.2–2.9).
+//! The discrete-event simulator of LLM serving, with Vidur's semantics (`vidur/simulator.py`,
+//! `vidur/scheduler/`, `vidur/entities/`, `vidur/metrics/metrics_store.py` of microsoft/vidur).
 //!
 //! ```text
 //!  arrivals ─▶ global scheduler ─▶ replica scheduler ─▶ stage 0 ─▶ … ─▶ stage PP−1 ─▶ batch end
 //!             (round_robin|lor|     (vllm|sarathi|orca|  FIFO, one batch at a time,
 //!              random)               faster_transformer|  time from an ExecModel
-//!                                    lightllm; KV blocks)
+//!                                    lightllm|hf_cb|
+//!                                    vllm_v1; KV blocks)
 //! ```
 //!
 //! Key types: [`SimConfig`] (cluster and scheduler knobs), [`Simulator`] (the event loop),
@@ -13,9 +15,11 @@
 mod config;
 mod engine;
 mod metrics;
+mod registry;
 mod replica;
 mod request;
 mod scheduler;
+mod to_run;
 
 pub use config::{GlobalSchedulerKind, ReplicaSchedulerKind, SchedulerConfig, SimConfig};
 pub use engine::Simulator;
@@ -24,3 +28,4 @@ pub use metrics::{
     VidurValue, py_float_repr, write_py_float, write_py_float_bytes,
 };
 pub use replica::{MemoryPlan, memory_plan};
+pub use to_run::attach_scheduling_delays;

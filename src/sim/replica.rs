@@ -1,10 +1,10 @@
 //! A replica's scheduling state shared by every replica scheduler (Vidur's
-//! `BaseReplicaScheduler`, SPEC §2.5–2.6): waiting queue, running list, KV-block accounting,
+//! `BaseReplicaScheduler` in `vidur/scheduler/replica_scheduler/base_replica_scheduler.py`): waiting queue, running list, KV-block accounting,
 //! and one FIFO per pipeline stage.
 
 use std::collections::VecDeque;
 
-use super::config::{ReplicaSchedulerKind, SimConfig};
+use super::config::SimConfig;
 use super::request::Request;
 use crate::error::{Error, Result};
 
@@ -23,7 +23,7 @@ fn py_floordiv(a: f64, b: f64) -> f64 {
     }
 }
 
-/// What Vidur's memory planner derives for a replica (SPEC §2.6).
+/// What Vidur's memory planner derives for a replica (`vidur/scheduler/utils/memory_planner.py`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MemoryPlan {
     /// Requests of `max_tokens` that fit on one device (`get_max_batch_size`).
@@ -77,12 +77,9 @@ pub(crate) struct Stage {
 /// Scheduling state of one replica.
 #[derive(Debug)]
 pub(crate) struct Replica {
-    pub kind: ReplicaSchedulerKind,
     pub waiting: VecDeque<u32>,
     /// Requests resident on the replica between iterations (Vidur's `_preempted_requests`).
     pub running: VecDeque<u32>,
-    /// faster_transformer: batches with unfinished requests, in order.
-    pub held_batches: VecDeque<Vec<u32>>,
     pub num_blocks: u64,
     pub allocated: u64,
     pub num_in_map: usize,
@@ -94,27 +91,8 @@ pub(crate) struct Replica {
     pub watermark_blocks: u64,
     pub chunk_size: i64,
     pub max_tokens_in_batch: u64,
-    pub max_waiting_iters: u32,
-    pub num_waiting_iters: u32,
     pub num_running_batches: usize,
     pub stages: Vec<Stage>,
-    /// Reusable buffers for batch formation (no allocation per iteration).
-    pub scratch_a: Vec<u32>,
-    pub scratch_b: Vec<u32>,
-    /// hf_cb: active (prefilling or decoding) requests in the order they became active.
-    pub active: Vec<u32>,
-    /// hf_cb: admissions stopped after an eviction, until a request finishes.
-    pub block_new_requests: bool,
-    /// hf_cb: blocks below which only decodes are scheduled.
-    pub safety_blocks: f64,
-    /// hf_cb: most requests per step.
-    pub max_requests_per_batch: usize,
-    /// hf_cb: requests evicted (soft reset) so far.
-    pub evictions: u64,
-    /// hf_cb: an allocation failed in the last scheduling pass.
-    pub failed_allocation: bool,
-    /// vllm_v1: the KV block pool with its prefix cache.
-    pub v1: super::scheduler::BlockPool,
 }
 
 impl Replica {
@@ -123,10 +101,8 @@ impl Replica {
         let num_stages = cfg.num_pipeline_stages as usize;
         let num_blocks = s.num_blocks.unwrap_or(plan.num_blocks);
         Replica {
-            kind: s.kind,
             waiting: VecDeque::new(),
             running: VecDeque::new(),
-            held_batches: VecDeque::new(),
             num_blocks,
             allocated: 0,
             num_in_map: 0,
@@ -138,19 +114,8 @@ impl Replica {
             watermark_blocks: (s.watermark_blocks_fraction * num_blocks as f64) as u64,
             chunk_size: s.chunk_size as i64,
             max_tokens_in_batch: s.max_tokens_in_batch as u64,
-            max_waiting_iters: s.max_waiting_iters,
-            num_waiting_iters: 0,
             num_running_batches: 0,
             stages: (0..num_stages).map(|_| Stage::default()).collect(),
-            scratch_a: Vec::new(),
-            scratch_b: Vec::new(),
-            active: Vec::new(),
-            block_new_requests: false,
-            safety_blocks: s.safety_margin * num_blocks as f64,
-            max_requests_per_batch: s.max_requests_per_batch as usize,
-            evictions: 0,
-            failed_allocation: false,
-            v1: Default::default(),
         }
     }
 
@@ -177,10 +142,10 @@ impl Replica {
         }
     }
 
-    /// Whether nothing is queued, resident or in flight (Vidur's `is_empty`).
+    /// Whether nothing is queued, resident or in flight (Vidur's `is_empty`; the engine also
+    /// asks the scheduler, which may hold requests of its own).
     pub fn is_empty(&self) -> bool {
         self.waiting.is_empty()
-            && self.active.is_empty()
             && self.num_in_map == 0
             && self.stages.iter().all(|s| s.queue.is_empty())
     }
@@ -221,87 +186,6 @@ impl Replica {
                             r.id
                         )));
                     }
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Checks that a request can ever be admitted and run to completion on this replica, so
-    /// that an impossible request is an error instead of a stalled or livelocked simulation.
-    pub fn check_admissible(&self, r: &Request) -> Result<()> {
-        let p = r.prefill as u64;
-        let total = (r.prefill + r.decode) as u64;
-        let fail = |reason: String| Err(Error::Unschedulable { id: r.id, reason });
-        match self.kind {
-            ReplicaSchedulerKind::Vllm | ReplicaSchedulerKind::Sarathi => {
-                let need = p.div_ceil(self.block_size);
-                if need + self.watermark_blocks > self.num_blocks {
-                    return fail(format!(
-                        "its prompt of {p} tokens needs {need} KV blocks of {} tokens, but the \
-                         replica has {} blocks and keeps {} free (watermark)",
-                        self.block_size, self.num_blocks, self.watermark_blocks
-                    ));
-                }
-                let full = total.div_ceil(self.block_size);
-                if full > self.num_blocks {
-                    return fail(format!(
-                        "prompt + output = {total} tokens need {full} KV blocks, more than the \
-                         replica's {}",
-                        self.num_blocks
-                    ));
-                }
-                if self.kind == ReplicaSchedulerKind::Vllm && p > self.max_tokens_in_batch {
-                    return fail(format!(
-                        "its prompt of {p} tokens exceeds max_tokens_in_batch = {}",
-                        self.max_tokens_in_batch
-                    ));
-                }
-            }
-            ReplicaSchedulerKind::Orca | ReplicaSchedulerKind::FasterTransformer => {
-                if self.max_blocks_per_sequence > self.num_blocks {
-                    return fail(format!(
-                        "every request reserves {} blocks but the replica has {}",
-                        self.max_blocks_per_sequence, self.num_blocks
-                    ));
-                }
-            }
-            ReplicaSchedulerKind::HfCb => {
-                // Blocks are allocated per chunk; the whole sequence must fit eventually.
-                let full = (total + 1).div_ceil(self.block_size);
-                if full > self.num_blocks {
-                    return fail(format!(
-                        "prompt + output = {total} tokens need {full} KV blocks of {} tokens, more \
-                         than the server's {}",
-                        self.block_size, self.num_blocks
-                    ));
-                }
-            }
-            ReplicaSchedulerKind::VllmV1 => {
-                // Blocks are allocated per step; the whole sequence must fit the pool (less
-                // vLLM's null block) eventually.
-                let full = total.div_ceil(self.block_size);
-                if full + 1 > self.num_blocks {
-                    return fail(format!(
-                        "prompt + output = {total} tokens need {full} KV blocks of {} tokens, more \
-                         than the server's {} usable",
-                        self.block_size,
-                        self.num_blocks.saturating_sub(1)
-                    ));
-                }
-            }
-            ReplicaSchedulerKind::LightLlm => {
-                if total >= self.num_blocks {
-                    return fail(format!(
-                        "prompt + output = {total} tokens do not fit {} KV slots",
-                        self.num_blocks
-                    ));
-                }
-                if p > self.max_tokens_in_batch {
-                    return fail(format!(
-                        "its prompt of {p} tokens exceeds max_tokens_in_batch = {}",
-                        self.max_tokens_in_batch
-                    ));
                 }
             }
         }

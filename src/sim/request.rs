@@ -1,4 +1,4 @@
-//! A request's state inside the simulator: Vidur's `Request` entity (SPEC §2.3), field for
+//! A request's state inside the simulator: Vidur's `Request` entity (`vidur/entities/request.py`), field for
 //! field, plus the times of its output tokens.
 
 use crate::workload::RequestSpec;

@@ -73,20 +73,20 @@ impl ArrivalSpec {
             ArrivalSpec::Poisson { qps, .. } | ArrivalSpec::Gamma { qps, .. }
                 if !(qps.is_finite() && *qps > 0.0) =>
             {
-                Err(Error::Config(format!(
+                Err(Error::Workload(format!(
                     "arrival rate must be finite and > 0 qps (got {qps})"
                 )))
             }
             ArrivalSpec::Gamma { burstiness, .. }
                 if !(burstiness.is_finite() && *burstiness > 0.0) =>
             {
-                Err(Error::Config(format!(
+                Err(Error::Workload(format!(
                     "gamma arrivals: burstiness must be finite and > 0 (got {burstiness})"
                 )))
             }
             ArrivalSpec::Recorded { times_s } | ArrivalSpec::Trace { times_s } => {
                 match times_s.iter().position(|t| !t.is_finite()) {
-                    Some(i) => Err(Error::Config(format!(
+                    Some(i) => Err(Error::Workload(format!(
                         "arrival time #{} is not a finite number ({})",
                         i + 1,
                         times_s[i]

@@ -68,13 +68,13 @@ impl TraceReplayOptions {
             ("time_scale", self.time_scale),
         ] {
             if !v.is_finite() || v < 0.0 {
-                return Err(Error::Config(format!(
+                return Err(Error::Workload(format!(
                     "trace replay: {name} must be finite and >= 0 (got {v})"
                 )));
             }
         }
         if self.max_tokens < 2 {
-            return Err(Error::Config(format!(
+            return Err(Error::Workload(format!(
                 "trace replay: max_tokens must be at least 2 (got {})",
                 self.max_tokens
             )));
@@ -756,7 +756,7 @@ pub fn read_vidur_interval_trace(
 ) -> Result<Vec<f64>> {
     let path = path.as_ref();
     let bad_bound = |what: &str, v: &str| {
-        Error::Config(format!(
+        Error::Workload(format!(
             "interval trace {what} time '{v}' is not a date-time"
         ))
     };
@@ -794,7 +794,7 @@ pub fn read_vidur_interval_trace(
         }
     }
     let Some(&min) = kept.iter().min() else {
-        return Err(Error::Config(format!(
+        return Err(Error::Workload(format!(
             "{}: no arrival_time between {start} and {end}",
             path.display()
         )));

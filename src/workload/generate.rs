@@ -75,7 +75,7 @@ impl SyntheticSpec {
         }
         match (self.duration_s, self.num_requests) {
             (Some(d), _) if d.is_nan() => {
-                return Err(Error::Config("duration must be a number".to_string()));
+                return Err(Error::Workload("duration must be a number".to_string()));
             }
             (Some(_), _) => {}
             (None, Some(n)) => {
@@ -87,14 +87,14 @@ impl SyntheticSpec {
                 if let Some(cap) = cap
                     && n > cap as u64
                 {
-                    return Err(Error::Config(format!(
+                    return Err(Error::Workload(format!(
                         "{n} requests asked for but the trace can only provide {cap}"
                     )));
                 }
             }
             (None, None) => {
                 if self.length.capacity().is_none() && self.arrival.capacity().is_none() {
-                    return Err(Error::Config(
+                    return Err(Error::Workload(
                         "a synthetic workload needs num_requests, a duration, or a finite trace"
                             .to_string(),
                     ));
@@ -340,7 +340,7 @@ mod tests {
 
     #[test]
     fn vidur_first_requests_match_vidur_run_a() {
-        // The first three rows of shared/vidur/runs/a (request_arrival_time_series.csv and
+        // The first three rows of fixtures/vidur/runs/a (request_arrival_time_series.csv and
         // request_metrics.csv); the full comparison is in `vidur_reference`.
         let w = uniform_poisson(42, 3, RngKind::Vidur).generate().unwrap();
         let got: Vec<(f64, u32, u32)> = w

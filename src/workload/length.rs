@@ -107,7 +107,7 @@ impl LengthSpec {
         match self {
             LengthSpec::Fixed { prefill, decode } => {
                 if *prefill == 0 || *decode == 0 {
-                    return Err(Error::Config(format!(
+                    return Err(Error::Workload(format!(
                         "fixed lengths must be at least 1 token each (got prefill {prefill}, decode {decode})"
                     )));
                 }
@@ -122,7 +122,7 @@ impl LengthSpec {
                 // decode = ceil(total / (1 + r)) < total / (1 + r) + 1, so prefill >= 1 when
                 // total · r / (1 + r) >= 2.
                 if f64::from(*min_tokens) * r / (1.0 + r) < 2.0 {
-                    return Err(Error::Config(format!(
+                    return Err(Error::Workload(format!(
                         "uniform lengths: min_tokens {min_tokens} with prefill_to_decode_ratio {r} can leave no prefill token"
                     )));
                 }
@@ -146,13 +146,13 @@ impl LengthSpec {
                 check_range("zipf", *min_tokens, *max_tokens)?;
                 check_ratio("zipf", *r)?;
                 if !theta.is_finite() || *theta < 0.0 || *theta == 1.0 {
-                    return Err(Error::Config(format!(
+                    return Err(Error::Workload(format!(
                         "zipf lengths: theta must be finite, >= 0 and != 1 (got {theta})"
                     )));
                 }
                 let d = f64::from(*min_tokens) / (1.0 + r);
                 if d < 1.0 || f64::from(*min_tokens) - d < 1.0 {
-                    return Err(Error::Config(format!(
+                    return Err(Error::Workload(format!(
                         "zipf lengths: min_tokens {min_tokens} with prefill_to_decode_ratio {r} gives less than 1 prefill or decode token"
                     )));
                 }
@@ -299,7 +299,7 @@ impl LengthSpec {
 
 fn check_range(what: &str, min: u32, max: u32) -> Result<()> {
     if min == 0 || min > max {
-        return Err(Error::Config(format!(
+        return Err(Error::Workload(format!(
             "{what} lengths: need 1 <= min_tokens <= max_tokens (got {min}..{max})"
         )));
     }
@@ -308,7 +308,7 @@ fn check_range(what: &str, min: u32, max: u32) -> Result<()> {
 
 fn check_ratio(what: &str, r: f64) -> Result<()> {
     if !r.is_finite() || r <= 0.0 {
-        return Err(Error::Config(format!(
+        return Err(Error::Workload(format!(
             "{what} lengths: prefill_to_decode_ratio must be finite and > 0 (got {r})"
         )));
     }
@@ -335,13 +335,13 @@ pub fn trace_lengths(
         ("decode_scale", decode_scale),
     ] {
         if !s.is_finite() || s < 0.0 {
-            return Err(Error::Config(format!(
+            return Err(Error::Workload(format!(
                 "trace lengths: {name} must be finite and >= 0 (got {s})"
             )));
         }
     }
     if max_tokens < 2 {
-        return Err(Error::Config(format!(
+        return Err(Error::Workload(format!(
             "trace lengths: max_tokens must be at least 2 (got {max_tokens})"
         )));
     }
@@ -350,7 +350,7 @@ pub fn trace_lengths(
         .enumerate()
         .map(|(i, &(p_raw, d_raw))| {
             if !(p_raw.is_finite() && d_raw.is_finite() && p_raw >= 0.0 && d_raw >= 0.0) {
-                return Err(Error::Config(format!(
+                return Err(Error::Workload(format!(
                     "trace lengths: row {}: lengths must be finite and >= 0 (got {p_raw}, {d_raw})",
                     i + 1
                 )));
@@ -370,7 +370,7 @@ pub fn trace_lengths(
             let p = p.max(1);
             let d = d.max(1);
             if p + d > max {
-                return Err(Error::Config(format!(
+                return Err(Error::Workload(format!(
                     "trace lengths: row {}: {p} + {d} tokens exceed max_tokens {max_tokens} after clipping",
                     i + 1
                 )));

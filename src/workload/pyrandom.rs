@@ -169,7 +169,7 @@ impl PyRandom {
                 let high = u64::from(self.mt.next_u32() >> (64 - k));
                 Ok(low | (high << 32))
             }
-            _ => Err(Error::Config(format!(
+            _ => Err(Error::Workload(format!(
                 "getrandbits({k}): at most 64 bits are supported"
             ))),
         }
@@ -195,11 +195,12 @@ impl PyRandom {
     /// `a > b` is an error, as in Python; so is a range wider than `u64` can count.
     pub fn randint(&mut self, a: i64, b: i64) -> Result<i64> {
         if a > b {
-            return Err(Error::Config(format!("randint({a}, {b}): empty range")));
+            return Err(Error::Workload(format!("randint({a}, {b}): empty range")));
         }
         let width = (i128::from(b) - i128::from(a) + 1) as u128;
-        let width = u64::try_from(width)
-            .map_err(|_| Error::Config(format!("randint({a}, {b}): range wider than 2^64 - 1")))?;
+        let width = u64::try_from(width).map_err(|_| {
+            Error::Workload(format!("randint({a}, {b}): range wider than 2^64 - 1"))
+        })?;
         let offset = self.randbelow(width);
         Ok((i128::from(a) + i128::from(offset)) as i64)
     }
@@ -227,7 +228,7 @@ impl NumpyRandomState {
     /// so does this.
     pub fn from_seed(seed: u64) -> Result<Self> {
         u32::try_from(seed).map(Self::new).map_err(|_| {
-            Error::Config(format!(
+            Error::Workload(format!(
                 "seed {seed} is out of range for numpy's RandomState (0..=4294967295)"
             ))
         })

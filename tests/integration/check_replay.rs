@@ -1,10 +1,11 @@
 //! `simfid check`: replaying a run under the preset that produced it reproduces it exactly,
 //! and the JSON report has `simfid compare`'s shape.
 
-use simfid::exec::step::{StepModel, StepProfile};
+use simfid::exec::step::StepModel;
 use simfid::fixture::{Run, RunMeta, Source, write_run};
 use simfid::model::{DeviceSpec, ModelSpec};
 use simfid::replay::Preset;
+use simfid::replay::StepProfile;
 use simfid::sim::{ReplicaSchedulerKind, SchedulerConfig};
 use simfid::workload::{ArrivalSpec, LengthSpec, RngKind, SyntheticSpec};
 
@@ -294,7 +295,7 @@ fn an_unknown_history_is_inferred_from_the_run() {
     let (mut real, caps) = p.replay_served(&blank, &[Served::Run(&warm)]).unwrap();
     real.meta.source = simfid::fixture::Source::Real;
     assert!(caps > 0, "the judged run met new shapes");
-    let (captured, new) = simfid::exec::run_steps::infer_captured(
+    let (captured, new) = simfid::replay::reconstruct::infer_captured(
         &real,
         0.003,
         2048,

@@ -225,3 +225,55 @@ fn simulate_runs_on_builtin_defaults_and_reads_toml() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("bad.toml"));
 }
+
+/// `simfid simulate --run` writes the simulation as a run with every token's time, so that
+/// "simulate, then compare" has ITL (Vidur's request_metrics.csv has first and last tokens only).
+#[test]
+fn simulate_writes_a_run_that_compare_reads_with_every_token() {
+    let dir = scratch("run");
+    let out = simfid(
+        &[
+            "simulate",
+            "--num-requests",
+            "40",
+            "--qps",
+            "4",
+            "--output",
+            "o",
+            "--run",
+            "sim.jsonl",
+        ],
+        &dir,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (run, _) = simfid::fixture::read_run(&dir.join("sim.jsonl")).unwrap();
+    assert_eq!(run.requests.len(), 40);
+    assert!(run.requests.iter().all(|r| r.ok()));
+    assert!(simfid::fidelity::metric::token_times_known(&run));
+    // The run's chunks are the simulated token times: as many as the output tokens.
+    for r in &run.requests {
+        assert_eq!(r.chunks.len() as u32, r.output_tokens, "request {}", r.id);
+    }
+    // The same metrics as the simulation's own CSV: TTFT from the run = prefill_e2e_time.
+    let csv = std::fs::read_to_string(only_file(&dir.join("o"), "request_metrics.csv")).unwrap();
+    let first_row: Vec<&str> = csv.lines().nth(1).unwrap().split(',').collect();
+    let r0 = &run.requests[0];
+    let ttft = r0.chunks[0].t - r0.sent.unwrap();
+    let csv_ttft: f64 = first_row[11].parse().unwrap();
+    assert!((ttft - csv_ttft).abs() < 1e-9, "{ttft} vs {csv_ttft}");
+    let out = simfid(
+        &["compare", "sim.jsonl", "sim.jsonl", "--format", "json"],
+        &dir,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v.to_string().contains("\"itl\""), "the report has ITL: {v}");
+}

@@ -411,7 +411,7 @@ fn simulate(cfg: SimConfig, exec: &dyn simfid::exec::ExecModel, w: &[RequestSpec
         .run(w.to_vec(), &mut recs)
         .unwrap();
     let mut run = Run::from_records(RunMeta::new(Source::Sim, "test"), &recs);
-    simfid::fidelity::metric::attach_scheduling_delays(&mut run, &recs);
+    simfid::sim::attach_scheduling_delays(&mut run, &recs);
     run
 }
 

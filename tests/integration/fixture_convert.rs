@@ -8,10 +8,9 @@ use std::process::Command;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use simfid::fidelity::metric::{arrivals_known, token_times_known};
-use simfid::fidelity::{Metric, MetricOptions, RunMetrics};
+use simfid::fidelity::{Metric, MetricOptions, RunMetrics, to_vllm_bench, write_vllm_bench};
 use simfid::fixture::{
-    Chunk, InputFormat, RequestRun, Run, RunMeta, Source, read_any, read_run, to_vllm_bench,
-    write_run, write_vllm_bench,
+    Chunk, InputFormat, RequestRun, Run, RunMeta, Source, read_any, read_run, write_run,
 };
 
 /// A fresh scratch folder for one test, removed when dropped.

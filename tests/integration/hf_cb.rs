@@ -1,5 +1,6 @@
 //! The `hf_cb` scheduler schedules like transformers 5.17 continuous batching
-//! (`shared/hfcb/SPEC.md` §3): decodes first, chunked prefill in the leftover budget, blocks
+//! (`generation/continuous_batching/scheduler.py`, as `src/sim/scheduler/hf_cb.rs` describes
+//! it): decodes first, chunked prefill in the leftover budget, blocks
 //! allocated per chunk, safety margin, soft-reset evictions of the newest starved request.
 
 use std::cell::RefCell;

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use proptest::prelude::*;
 use simfid::Error;
 use simfid::exec::roofline::Roofline;
-use simfid::fidelity::metric::TOKEN_TIMES_KEY;
 use simfid::fidelity::{Metric, MetricOptions, RunMetrics};
+use simfid::fixture::TOKEN_TIMES_KEY;
 use simfid::fixture::{
     Chunk, RequestResult, RequestRun, Run, RunBuilder, RunMeta, Source, TimeOrigin, TimeUnit,
     read_run, read_vidur_csv,

@@ -2,9 +2,10 @@
 //! simulated server with a known step model, the observations extracted from the streamed
 //! chunk times fit that model back.
 
-use simfid::exec::step::{Experiment, Padding, StepModel, StepObservation};
+use simfid::exec::step::{Padding, StepModel};
 use simfid::fixture::{Run, RunMeta, Source};
 use simfid::model::{DeviceSpec, ModelSpec};
+use simfid::replay::{Experiment, StepObservation};
 use simfid::sim::{ReplicaSchedulerKind, RequestRecord, SimConfig, Simulator};
 
 fn truth() -> StepModel {
@@ -12,10 +13,7 @@ fn truth() -> StepModel {
 }
 
 /// Runs `simfid profile fit …` with `-o out`, checks it succeeded and reads the profile.
-fn fit_cli(
-    cmd: &mut std::process::Command,
-    out: &std::path::Path,
-) -> simfid::exec::step::StepProfile {
+fn fit_cli(cmd: &mut std::process::Command, out: &std::path::Path) -> simfid::replay::StepProfile {
     crate::loopback::run_ok(cmd.arg("-o").arg(out));
     serde_json::from_str(&std::fs::read_to_string(out).unwrap()).unwrap()
 }
@@ -144,7 +142,7 @@ fn steps_of_any_recorded_run_are_reconstructed() {
     let t = truth();
     for (qps, seed) in [(1.0, 1), (3.0, 2), (6.0, 3)] {
         let run = poisson_run(&t, qps, seed);
-        let steps = simfid::exec::run_steps::run_steps(&run, 0.003, 2048);
+        let steps = simfid::replay::reconstruct::run_steps(&run, 0.003, 2048);
         let consistent = steps.iter().filter(|s| s.consistent).count();
         assert!(
             consistent as f64 >= 0.98 * steps.len() as f64,
@@ -233,7 +231,7 @@ fn serial_profile_run_records_and_fits_in_one_command() {
     ] {
         assert!(dir.path("prof").join(f).is_file(), "{f} missing");
     }
-    let p: simfid::exec::step::StepProfile = serde_json::from_str(
+    let p: simfid::replay::StepProfile = serde_json::from_str(
         &std::fs::read_to_string(dir.path("prof").join("step_profile.json")).unwrap(),
     )
     .unwrap();

@@ -6,10 +6,11 @@
 
 use std::path::PathBuf;
 
-use simfid::exec::step::{StepExec, StepProfile};
+use simfid::exec::step::StepExec;
 use simfid::fidelity::{CompareOptions, Metric, MetricOptions, RunMetrics, compare, quantile};
 use simfid::fixture::{Run, read_run};
 use simfid::replay::Preset;
+use simfid::replay::StepProfile;
 use simfid::sim::{RequestRecord, SchedulerConfig, SimConfig, Simulator};
 use simfid::workload::RequestSpec;
 
@@ -447,8 +448,8 @@ fn the_prefill_step_fit_recovers_a_known_model() {
     truth.step.serving_delay_s = 0.0;
     let real = golden("calib-poisson-12qps");
     let sim = truth.replay(&real).unwrap();
-    let steps = simfid::exec::step::prefill_steps(&sim, 0.0007, 512);
-    let (m, c, k, n) = simfid::exec::step::fit_prefill_steps(&truth.step.step, &steps).unwrap();
+    let steps = simfid::replay::prefill_steps(&sim, 0.0007, 512);
+    let (m, c, k, n) = simfid::replay::fit_prefill_steps(&truth.step.step, &steps).unwrap();
     assert!(n > 100, "{n} steps");
     assert!((m - 0.8e-3).abs() < 0.3e-3, "mixed {m}");
     assert!((c - 2.0e-6).abs() < 0.6e-6, "per token {c}");

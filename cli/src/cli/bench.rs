@@ -16,7 +16,8 @@ use simfid::model::{DeviceSpec, ModelSpec};
 use simfid::sim::{ReplicaSchedulerKind, SimConfig, Simulator, VidurCsvWriter};
 use simfid::workload::{ArrivalSpec, LengthSpec, RngKind, SyntheticSpec};
 
-/// Vidur's event loop for run e (20,000 requests) took about 208 s on this machine (SPEC §4).
+/// Vidur's event loop for run e (20,000 requests) took about 208 s on this machine when its reference
+/// runs (`fixtures/vidur/runs/e/command.sh`) were made; the figure is kept here, not in a file.
 const VIDUR_RUN_E_EVENT_LOOP_S: f64 = 208.0;
 
 /// Flags of `simfid bench`.

@@ -21,6 +21,7 @@ use simfid::record::{Progress, RecordOptions, StopSignals};
 use simfid::sim::{RequestRecord, Simulator};
 use simfid::workload::RequestSpec;
 
+use super::args::EngineArgs;
 use super::serve::{ServeArgs, options};
 
 /// Flags of `simfid bench record`.
@@ -85,21 +86,21 @@ pub fn main(a: BenchRecordArgs) -> Result<i32> {
     let serve_args = ServeArgs {
         host: "127.0.0.1".into(),
         port: 0,
-        model: None,
         served_model_name: None,
-        device: None,
-        scheduler: None,
-        tp: None,
-        // Every prompt in the first step, so that the run is all decode steps of all streams.
-        chunk_size: Some(a.streams * a.prompt_tokens),
-        batch_size_cap: Some(a.streams.max(1)),
-        block_size: Some(16),
-        // Room for every stream at once (Vidur's planner would cap the batch by
-        // max_request_tokens): all streams decode in every step.
-        num_blocks: Some(
-            u64::from(a.streams) * u64::from((a.prompt_tokens + a.output_tokens).div_ceil(16) + 1),
-        ),
-        max_tokens_in_batch: None,
+        engine: EngineArgs {
+            // Every prompt in the first step, so that the run is all decode steps of all
+            // streams.
+            chunk_size: Some(a.streams * a.prompt_tokens),
+            batch_size_cap: Some(a.streams.max(1)),
+            block_size: Some(16),
+            // Room for every stream at once (Vidur's planner would cap the batch by
+            // max_request_tokens): all streams decode in every step.
+            num_blocks: Some(
+                u64::from(a.streams)
+                    * u64::from((a.prompt_tokens + a.output_tokens).div_ceil(16) + 1),
+            ),
+            ..EngineArgs::default()
+        },
         exec: "roofline".into(),
         step_overhead_ms: Some(a.step_overhead_ms),
         time_scale: 1.0,

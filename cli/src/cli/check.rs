@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use anyhow::{Result, bail};
 use clap::Args;
 use simfid::fixture::read_any;
-use simfid::replay::Preset;
+use simfid::replay::{History, Preset};
 
-use super::compare::{ReportOpts, report};
+use super::report::{ReportOpts, report};
 
 /// Flags of `simfid check`.
 #[derive(Debug, Clone, Args)]
@@ -73,15 +73,6 @@ pub struct CheckArgs {
     pub opts: ReportOpts,
 }
 
-fn read_runs(paths: &[PathBuf]) -> Result<Vec<simfid::fixture::Run>> {
-    paths
-        .iter()
-        .map(|p| Ok(read_any(p)?.0))
-        .collect::<simfid::Result<_>>()
-        .map_err(Into::into)
-}
-
-/// Runs `simfid check`.
 /// The golden `simfid check` replays when given no run.
 const BUNDLED: &[u8] =
     include_bytes!("../../../golden/h100/qwen3-0.6b/hf-cb/s3-fresh40/judge-poisson-2qps.jsonl");
@@ -103,6 +94,7 @@ fn read_real(path: Option<&PathBuf>) -> Result<(simfid::fixture::Run, PathBuf)> 
     Ok((read?.0, PathBuf::from(BUNDLED_NAME)))
 }
 
+/// Runs `simfid check`.
 pub fn main(a: CheckArgs) -> Result<i32> {
     let (real, real_path) = read_real(a.real.as_ref())?;
     let mut preset = match (&a.preset, &a.preset_file) {
@@ -113,7 +105,7 @@ pub fn main(a: CheckArgs) -> Result<i32> {
         // scheduler, as before headers named the server).
         (None, None) => match &a.step_profile {
             Some(p) => {
-                let step = simfid::exec::step::StepProfile::from_file(p)?;
+                let step = simfid::replay::StepProfile::from_file(p)?;
                 match Preset::for_run(&real) {
                     Ok(mut preset) => {
                         preset.step = step;
@@ -126,21 +118,7 @@ pub fn main(a: CheckArgs) -> Result<i32> {
         },
     };
     // The scheduler settings the run's server was started with, then the flags given here.
-    if let Some(server) = &real.meta.server {
-        let kind = simfid::replay::ServerKind::from_server_name(&server.name);
-        let preset_vllm = preset.scheduler.kind == simfid::sim::ReplicaSchedulerKind::VllmV1;
-        if kind == Some(simfid::replay::ServerKind::Vllm) && !preset_vllm
-            || kind == Some(simfid::replay::ServerKind::TransformersCb) && preset_vllm
-        {
-            bail!(
-                "preset {} models another server than the run's ('{}'); omit --preset to pick \
-                 the run's, or give one for that server",
-                preset.name,
-                server.name
-            );
-        }
-        preset.with_server_flags(&server.flags)?;
-    }
+    preset.fit_to_run(&real)?;
     preset.with_knobs(&simfid::replay::SchedulerKnobs {
         max_num_batched_tokens: a.max_num_batched_tokens,
         max_num_seqs: a.max_num_seqs,
@@ -149,17 +127,7 @@ pub fn main(a: CheckArgs) -> Result<i32> {
     });
     let sim = match &a.op_profiles {
         None => {
-            use simfid::replay::History;
-            let history = match a.history.as_str() {
-                "auto" => History::Auto,
-                "none" => History::None,
-                "self" => History::SelfShapes,
-                "infer" => History::Infer,
-                "warmup40" => History::WarmUp(simfid::replay::WarmUp::ISSUE_DEFAULT),
-                list => History::Runs(read_runs(
-                    &list.split(',').map(PathBuf::from).collect::<Vec<_>>(),
-                )?),
-            };
+            let history = History::parse(&a.history)?;
             let r = preset.replay_history(&real, a.real.as_deref(), &history)?;
             eprintln!(
                 "simfid check: server history: {}; {} new step shapes captured in the replay",
@@ -171,32 +139,8 @@ pub fn main(a: CheckArgs) -> Result<i32> {
             let Some((mlp, attention)) = files.split_once(',') else {
                 bail!("--op-profiles takes MLP_CSV,ATTENTION_CSV");
             };
-            let files = simfid::exec::profile::ProfileFiles {
-                mlp: mlp.into(),
-                attention: attention.into(),
-                all_reduce: None,
-                send_recv: None,
-            };
+            let exec = preset.op_profile_model(mlp.as_ref(), attention.as_ref())?;
             let cfg = preset.sim_config();
-            // The server's shapes: chunks up to its step budget, contexts up to its KV capacity.
-            let pcfg = simfid::exec::vidur::VidurPredictorConfig {
-                max_tokens: cfg.scheduler.max_tokens_in_batch.max(4096),
-                max_batch_size: 1024,
-                max_kv: 16384,
-                max_prefill_chunk: cfg.scheduler.max_tokens_in_batch,
-                ..Default::default()
-            };
-            let node = simfid::model::NodeSpec::builtin("h100_pairwise_nvlink")?;
-            let profile = simfid::exec::profile::OpProfile::load(
-                &files,
-                &preset.model,
-                1,
-                1,
-                cfg.scheduler.block_size,
-                &node,
-            )?
-            .with_grid((&pcfg).into());
-            let exec = simfid::exec::vidur::VidurModel::new(&profile, &preset.model, 1, 1, &pcfg)?;
             simfid::replay::replay(&real, cfg, &exec, 0.0, "operator profiles")?
         }
     };

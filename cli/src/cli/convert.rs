@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::{Args, ValueEnum};
 use simfid::fidelity::metric::{arrivals_known, token_times_known};
-use simfid::fixture::{read_any_checked, read_run, write_run, write_vllm_bench};
+use simfid::fidelity::write_vllm_bench;
+use simfid::fixture::{read_any_checked, read_run, write_run};
 
 /// Formats `simfid export` writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

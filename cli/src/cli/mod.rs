@@ -1,5 +1,6 @@
 //! The `simfid` command line: a thin layer over the library.
 
+pub mod args;
 pub mod bench;
 pub mod bench_record;
 pub mod check;
@@ -8,6 +9,7 @@ pub mod convert;
 pub mod output;
 pub mod profile;
 pub mod record;
+pub mod report;
 pub mod serve;
 pub mod simulate;
 pub mod trace;
@@ -19,8 +21,9 @@ pub mod vidur_flags;
 pub mod exit {
     /// A fidelity assertion (`simfid compare --assert`) failed or could not be decided.
     pub const ASSERT_FAILED: i32 = 1;
-    /// Bad input: malformed files, unknown flags, impossible configurations.
-    pub const BAD_INPUT: i32 = 2;
+    /// Bad input: malformed files, unknown flags, impossible configurations (every library
+    /// error: [`simfid::Error::exit_code`]).
+    pub const BAD_INPUT: i32 = simfid::error::BAD_INPUT;
     /// The simulation stalled: requests were left unfinished (outputs are still written).
     pub const STALLED: i32 = 3;
     /// `simfid record`: more requests failed than `--max-failed-fraction` allows (the fixture

@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use simfid::fidelity::quantile::quantile;
+use simfid::fidelity::{MetricDef, RequestSamples, gaps};
+use simfid::fixture::{RequestRun, RunWriter};
 use simfid::sim::{RecordSink, RequestRecord, SimSummary, VidurCsvWriter};
 
 /// `YYYY-MM-DD_HH-MM-SS-mmm` (UTC), the shape of Vidur's run-folder names.
@@ -22,7 +24,8 @@ pub fn run_dir(dir: &Path) -> Result<PathBuf> {
     Ok(out)
 }
 
-/// Latency samples for the terminal summary (seconds).
+/// Latency samples for the terminal summary of a simulation (seconds), collected as records
+/// stream by (constant memory but for the ITL samples, capped).
 #[derive(Default)]
 pub struct LatencyStats {
     pub ttft: Vec<f64>,
@@ -40,16 +43,24 @@ impl LatencyStats {
         if !rec.completed {
             return;
         }
+        // TTFT and E2E as Vidur records them (`prefill_e2e_time`, `request_e2e_time`: the
+        // first prefill's end, which a restart does not move); TPOT and ITL under vLLM
+        // bench's definitions, from the token times.
         self.ttft.push(rec.ttft());
         self.e2e.push(rec.e2e());
         self.sched.push(rec.scheduling_delay);
         let n = rec.token_times.len();
         if n > 1 {
-            self.tpot
-                .push((rec.token_times[n - 1] - rec.token_times[0]) / (n - 1) as f64);
+            let s = RequestSamples::new(
+                MetricDef::VllmBench,
+                rec.arrived_at,
+                rec.token_times[0],
+                rec.token_times[n - 1],
+                n as u32,
+            );
+            self.tpot.extend(s.tpot);
             if self.itl.len() < Self::ITL_CAP {
-                self.itl
-                    .extend(rec.token_times.windows(2).map(|w| w[1] - w[0]));
+                self.itl.extend(gaps(rec.token_times.iter().copied()));
             }
         }
     }
@@ -60,6 +71,8 @@ impl LatencyStats {
 pub struct Tee<W: Write> {
     pub csv: VidurCsvWriter<W>,
     pub tokens: Option<std::io::BufWriter<std::fs::File>>,
+    /// The simulation as a simfid run, one request per line as it finishes.
+    pub run: Option<RunWriter>,
     pub stats: LatencyStats,
 }
 
@@ -68,14 +81,24 @@ impl<W: Write> Tee<W> {
         Tee {
             csv,
             tokens: tokens.map(std::io::BufWriter::new),
+            run: None,
             stats: LatencyStats::default(),
         }
+    }
+
+    /// Also writes every record to `run` as a [`RequestRun`] (every token's time).
+    pub fn with_run(mut self, run: RunWriter) -> Self {
+        self.run = Some(run);
+        self
     }
 }
 
 impl<W: Write> RecordSink for Tee<W> {
     fn record(&mut self, rec: &RequestRecord) -> simfid::Result<()> {
         self.stats.add(rec);
+        if let Some(w) = &mut self.run {
+            w.append(&RequestRun::from_record(rec))?;
+        }
         if let Some(f) = &mut self.tokens {
             let io = |e| simfid::Error::io("token_times.csv", e);
             for (i, t) in rec.token_times.iter().enumerate() {

@@ -4,8 +4,8 @@
 //! (`DIR/<name>.csv`, plus `DIR/plan.json`); record each with `simfid record` against the
 //! server into `RUNS/<name>.jsonl`; then `simfid profile fit --plan DIR/plan.json --runs RUNS
 //! -o step_profile.json` extracts the engine steps from the streamed chunk times and fits the
-//! step model (`simfid::exec::step`). `fit` also takes ordinary recorded runs of the server
-//! (`--session`, `--run`): their steps are reconstructed by `simfid::exec::run_steps`, which
+//! step model (`simfid::exec::step`, fitted by `simfid::replay::step_profile`). `fit` also takes ordinary recorded runs of the server
+//! (`--session`, `--run`): their steps are reconstructed by `simfid::replay::reconstruct`, which
 //! also measures the stall of CUDA-graph captures. `simfid profile steps RUN` prints a run's
 //! reconstructed steps.
 
@@ -13,9 +13,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
-use simfid::exec::run_steps::{run_steps, session_observations};
-use simfid::exec::step::{Experiment, Padding, StepModel, StepProfile, serving_delay};
+use simfid::exec::step::{Padding, StepModel};
 use simfid::fixture::{Run, read_run};
+use simfid::replay::reconstruct::{run_steps, session_observations};
+use simfid::replay::{Experiment, StepProfile, serving_delay};
 
 /// `simfid profile` subcommands.
 #[derive(Debug, Subcommand)]
@@ -289,7 +290,7 @@ fn steps(path: &Path, gap_ms: f64, budget: u32, output: Option<&Path>) -> Result
         None => print!("{csv}"),
     }
     let consistent = steps.iter().filter(|s| s.consistent).count();
-    let med = |f: &dyn Fn(&simfid::exec::run_steps::RunStep) -> bool| {
+    let med = |f: &dyn Fn(&simfid::replay::reconstruct::RunStep) -> bool| {
         let v: Vec<f64> = steps
             .iter()
             .filter(|s| s.consistent && f(s))
@@ -403,9 +404,9 @@ fn fit(a: &FitArgs) -> Result<i32> {
         // Steps carrying a prefill, from the recorded runs' steps that finished a prompt.
         let mut steps = Vec::new();
         for r in session.iter().chain(&later) {
-            steps.extend(simfid::exec::step::prefill_steps(r, gap_s, a.token_budget));
+            steps.extend(simfid::replay::prefill_steps(r, gap_s, a.token_budget));
         }
-        match simfid::exec::step::fit_prefill_steps(&model, &steps) {
+        match simfid::replay::fit_prefill_steps(&model, &steps) {
             Some((m, c, k, n)) => {
                 model.mixed_step_s = m.max(0.0);
                 model.prefill_token_s = c.max(0.0);

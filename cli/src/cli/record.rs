@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use simfid::fidelity::quantile::quantile;
+use simfid::fidelity::{MetricDef, RequestSamples, gaps};
 use simfid::fixture::{RequestRun, RunMeta, RunWriter, ServerInfo, Source};
 use simfid::record::prompt::{PromptBuilder, PromptMode};
 use simfid::record::{Progress, RecordOptions, StopSignals, probe};
@@ -385,7 +386,8 @@ fn live_message(p: &Progress) -> String {
     )
 }
 
-/// Per-request latencies of a run, in seconds.
+/// Per-request latencies of a run, in seconds, under vLLM bench's definitions
+/// ([`RequestSamples`]), in the run's order.
 #[derive(Debug, Default)]
 pub struct RunLatencies {
     /// First chunk − sent.
@@ -415,13 +417,17 @@ impl RunLatencies {
             if r.error.is_some() {
                 continue;
             }
-            l.ttft.push(first.t - sent);
-            l.e2e.push(last.t - sent);
-            l.itl.extend(r.chunks.windows(2).map(|w| w[1].t - w[0].t));
-            let tokens = r.received_tokens();
-            if tokens > 1 {
-                l.tpot.push((last.t - first.t) / f64::from(tokens - 1));
-            }
+            let s = RequestSamples::new(
+                MetricDef::VllmBench,
+                sent,
+                first.t,
+                last.t,
+                r.received_tokens(),
+            );
+            l.ttft.push(s.ttft);
+            l.e2e.push(s.e2e);
+            l.itl.extend(gaps(r.chunks.iter().map(|c| c.t)));
+            l.tpot.extend(s.tpot);
         }
         l
     }

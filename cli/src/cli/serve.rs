@@ -11,6 +11,7 @@ use simfid::exec::roofline::Roofline;
 use simfid::serve::{ServeOptions, Server};
 use simfid::tokenize::TokenCounter;
 
+use super::args::EngineArgs;
 use super::simulate::{SimulateArgs, engine_config, exec_model};
 
 /// Flags of `simfid serve`.
@@ -22,36 +23,12 @@ pub struct ServeArgs {
     /// Port (0 picks a free one; the ready line names it).
     #[arg(long, default_value_t = 8000)]
     pub port: u16,
-    /// Model: a built-in name (Qwen/Qwen3-0.6B, …) or a config.json.
-    #[arg(long)]
-    pub model: Option<String>,
+    /// Engine flags.
+    #[command(flatten)]
+    pub engine: EngineArgs,
     /// Name served in /v1/models and answers (default: the model's name).
     #[arg(long)]
     pub served_model_name: Option<String>,
-    /// GPU: a100, h100, h200, a40.
-    #[arg(long)]
-    pub device: Option<String>,
-    /// Replica scheduler: sarathi, vllm, orca, faster_transformer, lightllm.
-    #[arg(long)]
-    pub scheduler: Option<String>,
-    /// Tensor parallelism.
-    #[arg(long)]
-    pub tp: Option<u32>,
-    /// Sarathi token budget per iteration.
-    #[arg(long)]
-    pub chunk_size: Option<u32>,
-    /// Most resident requests.
-    #[arg(long)]
-    pub batch_size_cap: Option<u32>,
-    /// Tokens per KV block.
-    #[arg(long)]
-    pub block_size: Option<u32>,
-    /// KV blocks (default: Vidur's memory planner).
-    #[arg(long)]
-    pub num_blocks: Option<u64>,
-    /// vLLM/LightLLM token budget.
-    #[arg(long)]
-    pub max_tokens_in_batch: Option<u32>,
     /// Execution-time model: roofline, tables:DIR or profile:MLP_CSV,ATTENTION_CSV.
     #[arg(long, default_value = "roofline")]
     pub exec: String,
@@ -74,15 +51,7 @@ pub struct ServeArgs {
 /// Builds the server options from the flags.
 pub fn options(a: &ServeArgs) -> Result<(ServeOptions, String)> {
     let sim_args = SimulateArgs {
-        model: a.model.clone(),
-        device: a.device.clone(),
-        scheduler: a.scheduler.clone(),
-        tp: a.tp,
-        chunk_size: a.chunk_size,
-        batch_size_cap: a.batch_size_cap,
-        block_size: a.block_size,
-        num_blocks: a.num_blocks,
-        max_tokens_in_batch: a.max_tokens_in_batch,
+        engine: a.engine.clone(),
         ..SimulateArgs::default()
     };
     let (model, kind, cfg) = engine_config(&sim_args)?;

@@ -3,15 +3,12 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 use serde::Deserialize;
-use simfid::exec::ExecModel;
-use simfid::exec::profile::{OpProfile, ProfileFiles};
-use simfid::exec::roofline::Roofline;
-use simfid::exec::tables::PredictionTables;
-use simfid::exec::vidur::{VidurModel, VidurPredictorConfig};
-use simfid::model::{DeviceSpec, ModelSpec, NodeSpec};
+use simfid::exec::{ExecModel, ExecSpec};
+use simfid::fixture::{RunMeta, RunWriter, Source};
+use simfid::model::{DeviceSpec, ModelSpec};
 use simfid::sim::{
     GlobalSchedulerKind, ReplicaSchedulerKind, SimConfig, Simulator, VidurCsvWriter,
 };
@@ -19,56 +16,33 @@ use simfid::workload::{
     ArrivalSpec, CsvWorkload, LengthSpec, RngKind, SyntheticSpec, TraceReplayOptions,
 };
 
+use super::args::EngineArgs;
 use super::output::{Tee, print_summary, run_dir};
 
 /// Flags of `simfid simulate`. Every flag can also be given as a key of the TOML file passed
 /// with `--config` (same name, `-` written `_`); flags on the command line win.
 #[derive(Debug, Default, Clone, Args, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct SimulateArgs {
     /// TOML file with any of these options as keys.
     #[arg(long)]
     #[serde(skip)]
     pub config: Option<PathBuf>,
-    /// Model: a built-in name (Qwen/Qwen3-0.6B, meta-llama/Meta-Llama-3-8B, …) or a config.json.
-    #[arg(long)]
-    pub model: Option<String>,
-    /// GPU: a100, h100, h200, a40.
-    #[arg(long)]
-    pub device: Option<String>,
-    /// Replica scheduler: sarathi, vllm, orca, faster_transformer, lightllm.
-    #[arg(long)]
-    pub scheduler: Option<String>,
+    /// Engine flags.
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub engine: EngineArgs,
     /// Global scheduler: round_robin, lor, random.
     #[arg(long)]
     pub global_scheduler: Option<String>,
     /// Replicas.
     #[arg(long)]
     pub replicas: Option<u32>,
-    /// Tensor parallelism.
-    #[arg(long)]
-    pub tp: Option<u32>,
     /// Pipeline stages.
     #[arg(long)]
     pub pp: Option<u32>,
-    /// Sarathi token budget per iteration.
-    #[arg(long)]
-    pub chunk_size: Option<u32>,
-    /// Most resident requests per replica.
-    #[arg(long)]
-    pub batch_size_cap: Option<u32>,
-    /// Tokens per KV block.
-    #[arg(long)]
-    pub block_size: Option<u32>,
-    /// KV blocks per replica (default: Vidur's memory planner).
-    #[arg(long)]
-    pub num_blocks: Option<u64>,
     /// Fraction of KV blocks kept free at admission.
     #[arg(long)]
     pub watermark: Option<f64>,
-    /// vLLM/LightLLM token budget.
-    #[arg(long)]
-    pub max_tokens_in_batch: Option<u32>,
     /// Longest request the memory planner sizes for.
     #[arg(long)]
     pub max_request_tokens: Option<u32>,
@@ -120,6 +94,11 @@ pub struct SimulateArgs {
     #[arg(long)]
     #[serde(default)]
     pub token_times: bool,
+    /// Also write the simulation as a simfid run (JSON Lines, every output token's time), to
+    /// compare with a real run by `simfid compare RUN REAL` (ITL and TBT included, which
+    /// Vidur's request_metrics.csv cannot give).
+    #[arg(long, value_name = "RUN.jsonl")]
+    pub run: Option<PathBuf>,
 }
 
 impl SimulateArgs {
@@ -130,25 +109,53 @@ impl SimulateArgs {
         };
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("cannot read {}", path.display()))?;
-        let file: SimulateArgs = toml::from_str(&text)
+        // Every key must name a flag (serde cannot deny unknown fields through the flattened
+        // engine flags, so the keys are checked against the flags themselves).
+        let table: toml::Table = toml::from_str(&text)
+            .with_context(|| format!("{}: invalid configuration", path.display()))?;
+        let flags = <SimulateArgs as clap::Args>::augment_args(clap::Command::new("simulate"));
+        if let Some(key) = table
+            .keys()
+            .find(|k| *k == "config" || flags.get_arguments().all(|f| f.get_id() != k.as_str()))
+        {
+            let known: Vec<String> = flags
+                .get_arguments()
+                .map(|f| format!("`{}`", f.get_id()))
+                .filter(|f| f != "`config`")
+                .collect();
+            bail!(
+                "{}: invalid configuration: unknown field `{key}`, expected one of {}",
+                path.display(),
+                known.join(", ")
+            );
+        }
+        let file: SimulateArgs = table
+            .try_into()
             .with_context(|| format!("{}: invalid configuration", path.display()))?;
         macro_rules! fill {
             ($($f:ident),*) => { $( if self.$f.is_none() { self.$f = file.$f; } )* };
         }
-        fill!(
+        macro_rules! fill_engine {
+            ($($f:ident),*) => {
+                $( if self.engine.$f.is_none() { self.engine.$f = file.engine.$f; } )*
+            };
+        }
+        fill_engine!(
             model,
             device,
             scheduler,
-            global_scheduler,
-            replicas,
             tp,
-            pp,
             chunk_size,
             batch_size_cap,
             block_size,
             num_blocks,
+            max_tokens_in_batch
+        );
+        fill!(
+            global_scheduler,
+            replicas,
+            pp,
             watermark,
-            max_tokens_in_batch,
             max_request_tokens,
             exec,
             workload,
@@ -163,90 +170,58 @@ impl SimulateArgs {
             prefill,
             decode,
             seed,
-            output
+            output,
+            run
         );
         self.token_times |= file.token_times;
         Ok(self)
     }
 }
 
-/// Builds the execution-time model named by `--exec`.
+/// Builds the execution-time model named by `--exec` ([`ExecSpec`]), with its description.
 pub fn exec_model(
     spec: &str,
     model: &ModelSpec,
     cfg: &SimConfig,
 ) -> Result<(Box<dyn ExecModel>, String)> {
-    let (tp, pp) = (cfg.tensor_parallel_size, cfg.num_pipeline_stages);
-    if spec == "roofline" {
-        return Ok((
-            Box::new(Roofline::new(model, &cfg.device, tp, pp)?),
-            format!(
-                "roofline ({} at 50% of peak FLOP/s, 70% of HBM bandwidth)",
-                cfg.device.name
-            ),
-        ));
-    }
-    if let Some(dir) = spec.strip_prefix("tables:") {
-        let t = PredictionTables::load(Path::new(dir))?;
-        return Ok((
-            Box::new(VidurModel::new(
-                &t,
-                model,
-                tp,
-                pp,
-                &VidurPredictorConfig::default(),
-            )?),
-            format!("Vidur prediction tables in {dir}"),
-        ));
-    }
-    if let Some(files) = spec.strip_prefix("profile:") {
-        let parts: Vec<&str> = files.split(',').collect();
-        let [mlp, attention, rest @ ..] = parts.as_slice() else {
-            bail!("--exec profile:MLP_CSV,ATTENTION_CSV[,ALL_REDUCE_CSV[,SEND_RECV_CSV]]");
-        };
-        let files = ProfileFiles {
-            mlp: mlp.into(),
-            attention: attention.into(),
-            all_reduce: rest.first().map(PathBuf::from),
-            send_recv: rest.get(1).map(PathBuf::from),
-        };
-        let node = NodeSpec::builtin(&format!("{}_pairwise_nvlink", cfg.device.name))
-            .or_else(|_| NodeSpec::builtin("a100_pairwise_nvlink"))?;
-        let p = OpProfile::load(&files, model, tp, pp, cfg.scheduler.block_size, &node)?;
-        return Ok((
-            Box::new(VidurModel::new(
-                &p,
-                model,
-                tp,
-                pp,
-                &VidurPredictorConfig::default(),
-            )?),
-            format!("Vidur operator profiles {files:?}"),
-        ));
-    }
-    bail!("--exec must be roofline, tables:DIR or profile:MLP_CSV,ATTENTION_CSV (got '{spec}')")
+    let parsed: ExecSpec = spec.parse().map_err(|e| match e {
+        simfid::Error::InvalidExecSpec { expected, .. } if expected.starts_with("profile:") => {
+            anyhow!("--exec {expected}")
+        }
+        _ => anyhow!(
+            "--exec must be roofline, tables:DIR or profile:MLP_CSV,ATTENTION_CSV (got '{spec}')"
+        ),
+    })?;
+    Ok(parsed.build(
+        model,
+        &cfg.device,
+        cfg.tensor_parallel_size,
+        cfg.num_pipeline_stages,
+        cfg.scheduler.block_size,
+    )?)
 }
 
 /// The model and the simulation configuration that the engine flags of `a` describe
 /// (defaults: Qwen3-0.6B on an H100, sarathi). Shared with `simfid serve`.
 pub fn engine_config(a: &SimulateArgs) -> Result<(ModelSpec, ReplicaSchedulerKind, SimConfig)> {
-    let model = ModelSpec::resolve(a.model.as_deref().unwrap_or("Qwen/Qwen3-0.6B"))?;
-    let device = DeviceSpec::builtin(a.device.as_deref().unwrap_or("h100"))?;
-    let kind = ReplicaSchedulerKind::parse(a.scheduler.as_deref().unwrap_or("sarathi"))?;
+    let e = &a.engine;
+    let model = ModelSpec::resolve(e.model.as_deref().unwrap_or("Qwen/Qwen3-0.6B"))?;
+    let device = DeviceSpec::builtin(e.device.as_deref().unwrap_or("h100"))?;
+    let kind = ReplicaSchedulerKind::parse(e.scheduler.as_deref().unwrap_or("sarathi"))?;
     let mut cfg = SimConfig::new(model.clone(), device, kind);
     cfg.global_scheduler =
         GlobalSchedulerKind::parse(a.global_scheduler.as_deref().unwrap_or("round_robin"))?;
     cfg.num_replicas = a.replicas.unwrap_or(1);
-    cfg.tensor_parallel_size = a.tp.unwrap_or(1);
+    cfg.tensor_parallel_size = e.tp.unwrap_or(1);
     cfg.num_pipeline_stages = a.pp.unwrap_or(1);
     cfg.max_request_tokens = a.max_request_tokens.unwrap_or(4096);
     let s = &mut cfg.scheduler;
-    s.chunk_size = a.chunk_size.unwrap_or(s.chunk_size);
-    s.batch_size_cap = a.batch_size_cap.unwrap_or(s.batch_size_cap);
-    s.block_size = a.block_size.unwrap_or(s.block_size);
-    s.num_blocks = a.num_blocks;
+    s.chunk_size = e.chunk_size.unwrap_or(s.chunk_size);
+    s.batch_size_cap = e.batch_size_cap.unwrap_or(s.batch_size_cap);
+    s.block_size = e.block_size.unwrap_or(s.block_size);
+    s.num_blocks = e.num_blocks;
     s.watermark_blocks_fraction = a.watermark.unwrap_or(s.watermark_blocks_fraction);
-    s.max_tokens_in_batch = a.max_tokens_in_batch.unwrap_or(s.max_tokens_in_batch);
+    s.max_tokens_in_batch = e.max_tokens_in_batch.unwrap_or(s.max_tokens_in_batch);
     cfg.seed = a.seed.unwrap_or(42);
     cfg.validate()?;
     Ok((model, kind, cfg))
@@ -357,6 +332,20 @@ pub fn main(args: SimulateArgs) -> Result<i32> {
         }))?,
     )?;
     let mut tee = Tee::new(VidurCsvWriter::new(std::io::BufWriter::new(file))?, tokens);
+    if let Some(path) = &a.run {
+        let mut meta = RunMeta::new(Source::Sim, model.name.clone());
+        meta.gpu = Some(cfg.device.name.clone());
+        meta.workload = workload.source.clone();
+        meta.seed = a.seed.or(Some(42));
+        meta.engine.insert("scheduler".into(), kind.name().into());
+        meta.engine.insert(
+            "scheduler_config".into(),
+            serde_json::to_value(&cfg.scheduler)?,
+        );
+        meta.engine
+            .insert("execution_time_model".into(), exec_desc.clone().into());
+        tee = tee.with_run(RunWriter::create(path, &meta)?);
+    }
     let mut sim = Simulator::new(cfg, exec.as_ref())?;
     let start = Instant::now();
     let summary = sim.run(workload.requests.iter().copied(), &mut tee)?;
@@ -377,6 +366,12 @@ pub fn main(args: SimulateArgs) -> Result<i32> {
     tee.csv
         .finish()
         .with_context(|| csv_path.display().to_string())?;
+    if let Some(w) = tee.run.take() {
+        w.finish()?;
+        if let Some(p) = &a.run {
+            println!("simfid: wrote the run {}", p.display());
+        }
+    }
     println!(
         "simfid: wrote {} (and workload.csv, simfid_config.json)",
         csv_path.display()
@@ -392,5 +387,5 @@ pub fn main(args: SimulateArgs) -> Result<i32> {
 }
 
 fn sim_device(a: &SimulateArgs) -> String {
-    a.device.clone().unwrap_or_else(|| "h100".into())
+    a.engine.device.clone().unwrap_or_else(|| "h100".into())
 }

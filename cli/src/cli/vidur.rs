@@ -1,7 +1,7 @@
 //! `simfid vidur`: Vidur's own command line, run by simfid's simulator.
 //!
 //! Users migrating from Vidur replace `python -m vidur.main` with `simfid vidur` and keep their
-//! flags. Every flag that changes a simulation is honoured (SPEC §2.1); flags that only concern
+//! flags. Every flag that changes a simulation is honoured (Vidur's `vidur/config/config.py`); flags that only concern
 //! Vidur's plotting, tracing, wandb or sklearn training are accepted and ignored (simfid has no
 //! random forests: with operator profiles it interpolates, see `exec::profile`). Synthetic
 //! workloads are generated with Vidur's random streams, so the same flags give the same
@@ -158,7 +158,7 @@ pub fn resolve(f: &VidurFlags) -> Result<VidurRun> {
     if !f.flag(&format!("{q}skip_cpu_overhead_modeling"), true) {
         bail!(
             "--no-{q}skip_cpu_overhead_modeling: Vidur ships no CPU-overhead profile \
-             (data/profiling/cpu_overhead does not exist upstream, SPEC bug B20), so simfid \
+             (data/profiling/cpu_overhead does not exist upstream), so simfid \
              cannot model it either"
         );
     }

@@ -1,4 +1,4 @@
-//! Vidur's command-line flags (its flat-dataclass names, SPEC §2.1), parsed as Vidur's argparse
+//! Vidur's command-line flags (its flat-dataclass names, `vidur/config/flat_dataclass.py`), parsed as Vidur's argparse
 //! would: `--name value`, `--name=value`, `--bool` / `--no-bool`, lists as several values.
 
 use std::collections::BTreeMap;

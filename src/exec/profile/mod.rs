@@ -3,7 +3,7 @@
 //! [`OpProfile`] reads the four profile files Vidur trains its execution-time predictor on
 //! ([`ProfileFiles`]: `mlp.csv`, `attention.csv` and, for tensor or pipeline parallelism,
 //! `all_reduce.csv` / `send_recv.csv`), keeps the rows Vidur would keep for a model and
-//! parallel layout (SPEC §2.7), and answers [`OpTimes`](crate::exec::OpTimes) queries by interpolating the profiled
+//! parallel layout (as Vidur's `vidur/execution_time_predictor/sklearn_execution_time_predictor.py` does), and answers [`OpTimes`](crate::exec::OpTimes) queries by interpolating the profiled
 //! medians. [`grid_mape`] measures how far any two `OpTimes` are apart over Vidur's
 //! prediction grid ([`PredictionGrid`]) and returns a [`MapeReport`].
 //!
@@ -19,7 +19,7 @@
 //! | `all_reduce.csv` (read only when `tp > 1`) | `num_workers == tp`, `devices_per_node == tp`, `collective == all_reduce` |
 //! | `send_recv.csv` (read only when `pp > 1`) | `collective == send_recv`, `devices_per_node` = 1 when `tp × pp` exceeds the node's devices, else 2 |
 //!
-//! A filter that keeps no row is an [`Error::Config`](crate::Error::Config) naming the file and the values filtered
+//! A filter that keeps no row is an [`Error::Exec`](crate::Error::Exec) naming the file and the values filtered
 //! on; a malformed number is an [`Error::Csv`](crate::Error::Csv) with the file and the 1-based line (the header
 //! is line 1). The target of each operator is its `time_stats.<op>.median` column (ms). The
 //! norm and `add` columns of `mlp.csv` and `attn_kv_cache_save` of `attention.csv` may be

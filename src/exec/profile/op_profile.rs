@@ -24,7 +24,7 @@ pub struct ProfileFiles {
     pub send_recv: Option<PathBuf>,
 }
 
-/// The key ranges Vidur tabulates its predictions over (SPEC §2.7, "Prediction grid").
+/// The key ranges Vidur tabulates its predictions over (the grids of Vidur's `vidur/execution_time_predictor/sklearn_execution_time_predictor.py`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PredictionGrid {
     /// Largest token count of the linear ops, `kv_cache_save` and the collectives
@@ -96,14 +96,14 @@ impl OpProfile {
         node: &NodeSpec,
     ) -> Result<OpProfile> {
         if tp == 0 || pp == 0 {
-            return Err(Error::Config(format!(
+            return Err(Error::Exec(format!(
                 "tensor parallelism ({tp}) and pipeline parallelism ({pp}) must be at least 1"
             )));
         }
         let workers = tp * pp;
         let per_node = node.num_devices_per_node;
         if per_node == 0 || (workers >= per_node && !workers.is_multiple_of(per_node)) {
-            return Err(Error::Config(format!(
+            return Err(Error::Exec(format!(
                 "{workers} workers (tp {tp} × pp {pp}) must be fewer than or a multiple of the \
                  {per_node} devices per node of {}",
                 node.name
@@ -116,7 +116,7 @@ impl OpProfile {
             load_attention(&files.attention, model, tp, block_size)?;
         let all_reduce = if tp > 1 {
             let path = files.all_reduce.as_deref().ok_or_else(|| {
-                Error::Config(format!(
+                Error::Exec(format!(
                     "tensor parallelism {tp} needs an all_reduce profile"
                 ))
             })?;
@@ -131,7 +131,7 @@ impl OpProfile {
         };
         let send_recv = if pp > 1 {
             let path = files.send_recv.as_deref().ok_or_else(|| {
-                Error::Config(format!(
+                Error::Exec(format!(
                     "pipeline parallelism {pp} needs a send_recv profile"
                 ))
             })?;

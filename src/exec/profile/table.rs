@@ -122,7 +122,7 @@ impl Table {
     }
 
     pub(super) fn no_rows(&self, filters: &str) -> Error {
-        Error::Config(format!(
+        Error::Exec(format!(
             "{}: no profile rows with {filters}",
             self.path.display()
         ))

@@ -536,7 +536,7 @@ fn network_needs_and_layout_errors() {
     assert!(e.to_string().contains("send_recv"), "{e}");
     // 3 workers on 2-device nodes: neither fewer nor a multiple.
     let e = OpProfile::load(&fx.files, &tiny_model(), 1, 3, 16, &node(2)).unwrap_err();
-    assert!(matches!(e, Error::Config(_)), "{e}");
+    assert!(matches!(e, Error::Exec(_)), "{e}");
     // A file without all-reduce rows (the send/recv profile passed by mistake).
     let wrong = ProfileFiles {
         all_reduce: fx.files.send_recv.clone(),
@@ -562,7 +562,7 @@ fn empty_filter_names_file_and_values() {
     };
     let e = OpProfile::load(&fx.files, &model, 1, 1, 16, &node(4)).unwrap_err();
     let msg = e.to_string();
-    assert!(matches!(e, Error::Config(_)));
+    assert!(matches!(e, Error::Exec(_)));
     assert!(
         msg.contains("mlp.csv") && msg.contains("n_expanded_embd == 999"),
         "{msg}"

@@ -5,12 +5,16 @@
 //! finds every member complete, so requests that finished in an earlier iteration of the same
 //! batch keep their blocks (Vidur's `_pending_free_map` that would release them is never filled).
 
-use super::whole_prompt_or_one;
+use std::collections::VecDeque;
+
+use super::{ReplicaScheduler, check_reserved_blocks, whole_prompt_or_one};
+use crate::error::Result;
+use crate::sim::config::SchedulerConfig;
 use crate::sim::replica::Replica;
 use crate::sim::request::Request;
 
-pub(super) fn next_batch(rep: &mut Replica, reqs: &mut [Request], out: &mut Vec<(u32, u32)>) {
-    if let Some(held) = rep.held_batches.pop_front() {
+fn next_batch(held_batches: &mut VecDeque<Vec<u32>>, rep: &mut Replica, reqs: &mut [Request], out: &mut Vec<(u32, u32)>) {
+    if let Some(held) = held_batches.pop_front() {
         for s in held {
             let r = &reqs[s as usize];
             if !r.completed {
@@ -30,7 +34,7 @@ pub(super) fn next_batch(rep: &mut Replica, reqs: &mut [Request], out: &mut Vec<
     }
 }
 
-pub(super) fn on_batch_end(rep: &mut Replica, reqs: &mut [Request], batch: &[u32]) {
+fn on_batch_end(held_batches: &mut VecDeque<Vec<u32>>, rep: &mut Replica, reqs: &mut [Request], batch: &[u32]) {
     if batch.iter().all(|&s| reqs[s as usize].completed) {
         for &s in batch {
             rep.free(&mut reqs[s as usize]);
@@ -43,6 +47,45 @@ pub(super) fn on_batch_end(rep: &mut Replica, reqs: &mut [Request], batch: &[u32
             .copied()
             .filter(|&s| !reqs[s as usize].completed)
             .collect();
-        rep.held_batches.push_back(rest);
+        held_batches.push_back(rest);
+    }
+}
+
+/// Vidur's `faster_transformer` scheduler; its state is the batches with unfinished requests,
+/// in order (a batch runs again until all its requests finish).
+#[derive(Debug, Default)]
+pub(super) struct FasterTransformer {
+    held_batches: VecDeque<Vec<u32>>,
+}
+
+impl FasterTransformer {
+    pub(super) fn new(_cfg: &SchedulerConfig, _rep: &Replica) -> FasterTransformer {
+        FasterTransformer::default()
+    }
+}
+
+impl ReplicaScheduler for FasterTransformer {
+    fn next_batch(
+        &mut self,
+        rep: &mut Replica,
+        reqs: &mut [Request],
+        out: &mut Vec<(u32, u32)>,
+    ) -> Result<()> {
+        next_batch(&mut self.held_batches, rep, reqs, out);
+        Ok(())
+    }
+
+    fn on_batch_end(&mut self, rep: &mut Replica, reqs: &mut [Request], batch: &[u32]) {
+        on_batch_end(&mut self.held_batches, rep, reqs, batch);
+    }
+
+    fn check_admissible(&self, rep: &Replica, r: &Request) -> Result<()> {
+        check_reserved_blocks(rep, r)
+    }
+
+    /// Static batches (bug-compatible with Vidur) would keep an early finisher's KV blocks:
+    /// a request runs to its end.
+    fn can_abort(&self) -> bool {
+        false
     }
 }

@@ -1,5 +1,5 @@
 //! transformers 5.17 continuous batching, as `transformers serve --continuous-batching` runs it
-//! (FIFO scheduler; `shared/hfcb/SPEC.md` §3, `generation/continuous_batching/scheduler.py`).
+//! (FIFO scheduler: transformers' `src/transformers/generation/continuous_batching/scheduler.py`).
 //!
 //! Each step: candidates are the decoding requests (in the order they became active), then the
 //! partly prefilled ones, then the waiting queue (unless admissions are blocked after an
@@ -14,7 +14,9 @@
 //! generated tokens appended to the prompt, and admissions stop until a request finishes.
 //! Prefix caching is not modelled: simfid's recorded workloads never share prompt prefixes.
 
+use super::ReplicaScheduler;
 use crate::error::{Error, Result};
+use crate::sim::config::SchedulerConfig;
 use crate::sim::replica::Replica;
 use crate::sim::request::Request;
 
@@ -44,25 +46,26 @@ fn blocks_needed(rep: &Replica, r: &Request, n: u64) -> u64 {
     }
 }
 
-pub(super) fn next_batch(
+fn next_batch(
+    st: &mut HfCb,
     rep: &mut Replica,
     reqs: &mut [Request],
     out: &mut Vec<(u32, u32)>,
 ) -> Result<()> {
     loop {
-        let starved = form(rep, reqs, out);
+        let starved = form(st, rep, reqs, out);
         if !out.is_empty() {
             if !starved.is_empty() {
-                evict(rep, reqs, starved);
+                evict(st, rep, reqs, starved);
             }
             return Ok(());
         }
-        if starved.is_empty() && !rep.failed_allocation {
+        if starved.is_empty() && !st.failed_allocation {
             return Ok(());
         }
         // Nothing could be scheduled because the cache is full: evict, then try again.
-        if evict(rep, reqs, starved) == 0 {
-            return Err(Error::Config(
+        if evict(st, rep, reqs, starved) == 0 {
+            return Err(Error::SchedulerDeadEnd(
                 "hf_cb: no request can be scheduled and none can be evicted (the real server's \
                  worker dies here)"
                     .into(),
@@ -72,37 +75,37 @@ pub(super) fn next_batch(
 }
 
 /// One scheduling pass; returns the starved active requests with the blocks they needed.
-fn form(rep: &mut Replica, reqs: &mut [Request], out: &mut Vec<(u32, u32)>) -> Vec<(u32, u64)> {
+fn form(st: &mut HfCb, rep: &mut Replica, reqs: &mut [Request], out: &mut Vec<(u32, u32)>) -> Vec<(u32, u64)> {
     out.clear();
-    rep.failed_allocation = false;
-    let mut cands = std::mem::take(&mut rep.scratch_a);
+    st.failed_allocation = false;
+    let mut cands = std::mem::take(&mut st.scratch);
     cands.clear();
     cands.extend(
-        rep.active
+        st.active
             .iter()
             .copied()
             .filter(|&s| reqs[s as usize].prefill_complete),
     );
     cands.extend(
-        rep.active
+        st.active
             .iter()
             .copied()
             .filter(|&s| !reqs[s as usize].prefill_complete),
     );
     let n_active = cands.len();
-    if !rep.block_new_requests {
+    if !st.block_new_requests {
         cands.extend(rep.waiting.iter().copied());
     }
     let mut tok = rep.max_tokens_in_batch as i64;
     let mut cache_budget = (rep.num_blocks * rep.block_size) as i64;
-    let mut req_budget = rep.max_requests_per_batch as i64;
+    let mut req_budget = st.max_requests_per_batch as i64;
     let mut starved = Vec::new();
     let mut admitted = 0usize;
     for (i, &s) in cands.iter().enumerate() {
         let is_active = i < n_active;
         let r = &reqs[s as usize];
         let free = rep.num_blocks - rep.allocated;
-        if (free as f64) < rep.safety_blocks && !out.is_empty() && !r.prefill_complete {
+        if (free as f64) < st.safety_blocks && !out.is_empty() && !r.prefill_complete {
             break;
         }
         let remaining = if r.prefill_complete {
@@ -118,7 +121,7 @@ fn form(rep: &mut Replica, reqs: &mut [Request], out: &mut Vec<(u32, u32)>) -> V
         let need = blocks_needed(rep, r, n);
         if need > 0 {
             if need > free {
-                rep.failed_allocation = true;
+                st.failed_allocation = true;
                 if is_active {
                     starved.push((s, need));
                 } else if free == 0 {
@@ -130,7 +133,7 @@ fn form(rep: &mut Replica, reqs: &mut [Request], out: &mut Vec<(u32, u32)>) -> V
         }
         if !is_active {
             admitted += 1;
-            rep.active.push(s);
+            st.active.push(s);
         }
         out.push((s, n as u32));
         tok -= n as i64;
@@ -143,18 +146,18 @@ fn form(rep: &mut Replica, reqs: &mut [Request], out: &mut Vec<(u32, u32)>) -> V
     // Admitted requests leave the waiting queue (they were its head, in order, but a request
     // skipped for its KV-read budget may sit between them).
     if admitted > 0 {
-        let taken: Vec<u32> = rep.active[rep.active.len() - admitted..].to_vec();
+        let taken: Vec<u32> = st.active[st.active.len() - admitted..].to_vec();
         rep.waiting.retain(|s| !taken.contains(s));
     }
-    rep.scratch_a = cands;
+    st.scratch = cands;
     starved
 }
 
 /// Evicts the newest starved requests until the rest fit; returns how many were evicted.
-fn evict(rep: &mut Replica, reqs: &mut [Request], mut starved: Vec<(u32, u64)>) -> usize {
+fn evict(st: &mut HfCb, rep: &mut Replica, reqs: &mut [Request], mut starved: Vec<(u32, u64)>) -> usize {
     let mut free = rep.num_blocks - rep.allocated;
     let mut demand: u64 = starved.iter().map(|&(_, n)| n).sum();
-    let n_active = rep.active.len();
+    let n_active = st.active.len();
     let mut victims = Vec::new();
     while demand > free && n_active - victims.len() > 1 {
         let Some((s, need)) = starved.pop() else {
@@ -169,23 +172,92 @@ fn evict(rep: &mut Replica, reqs: &mut [Request], mut starved: Vec<(u32, u64)>) 
         let r = &mut reqs[s as usize];
         r.soft_reset();
         rep.free(r);
-        rep.active.retain(|&a| a != s);
+        st.active.retain(|&a| a != s);
         rep.waiting.push_back(s);
     }
     if !victims.is_empty() {
-        rep.block_new_requests = true;
-        rep.evictions += victims.len() as u64;
+        st.block_new_requests = true;
+        st.evictions += victims.len() as u64;
     }
     victims.len()
 }
 
-pub(super) fn on_batch_end(rep: &mut Replica, reqs: &mut [Request], batch: &[u32]) {
+fn on_batch_end(st: &mut HfCb, rep: &mut Replica, reqs: &mut [Request], batch: &[u32]) {
     for &s in batch {
         let r = &mut reqs[s as usize];
         if r.completed {
             rep.free(r);
-            rep.active.retain(|&a| a != s);
-            rep.block_new_requests = false;
+            st.active.retain(|&a| a != s);
+            st.block_new_requests = false;
         }
+    }
+}
+
+/// The `hf_cb` scheduler and its state.
+#[derive(Debug)]
+pub(super) struct HfCb {
+    /// Active (prefilling or decoding) requests in the order they became active.
+    active: Vec<u32>,
+    /// Admissions stopped after an eviction, until a request finishes.
+    block_new_requests: bool,
+    /// Blocks below which only decodes are scheduled.
+    safety_blocks: f64,
+    /// Most requests per step.
+    max_requests_per_batch: usize,
+    /// Requests evicted (soft reset) so far.
+    evictions: u64,
+    /// An allocation failed in the last scheduling pass.
+    failed_allocation: bool,
+    /// Reusable candidate list (no allocation per step).
+    scratch: Vec<u32>,
+}
+
+impl HfCb {
+    pub(super) fn new(cfg: &SchedulerConfig, rep: &Replica) -> HfCb {
+        HfCb {
+            active: Vec::new(),
+            block_new_requests: false,
+            safety_blocks: cfg.safety_margin * rep.num_blocks as f64,
+            max_requests_per_batch: cfg.max_requests_per_batch as usize,
+            evictions: 0,
+            failed_allocation: false,
+            scratch: Vec::new(),
+        }
+    }
+}
+
+impl ReplicaScheduler for HfCb {
+    fn next_batch(
+        &mut self,
+        rep: &mut Replica,
+        reqs: &mut [Request],
+        out: &mut Vec<(u32, u32)>,
+    ) -> Result<()> {
+        next_batch(self, rep, reqs, out)
+    }
+
+    fn on_batch_end(&mut self, rep: &mut Replica, reqs: &mut [Request], batch: &[u32]) {
+        on_batch_end(self, rep, reqs, batch);
+    }
+
+    fn check_admissible(&self, rep: &Replica, r: &Request) -> Result<()> {
+        // Blocks are allocated per chunk; the whole sequence must fit eventually.
+        let total = (r.prefill + r.decode) as u64;
+        let full = (total + 1).div_ceil(rep.block_size);
+        if full > rep.num_blocks {
+            return Err(Error::Unschedulable {
+                id: r.id,
+                reason: format!(
+                    "prompt + output = {total} tokens need {full} KV blocks of {} tokens, more \
+                     than the server's {}",
+                    rep.block_size, rep.num_blocks
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    fn is_idle(&self) -> bool {
+        self.active.is_empty()
     }
 }

@@ -2,7 +2,8 @@
 //! (block size 1), a "future memory" admission check, and a prefill attempt every
 //! `max_waiting_iters` decode iterations.
 
-use super::whole_prompt_or_one;
+use super::{ReplicaScheduler, whole_prompt_or_one};
+use crate::sim::config::SchedulerConfig;
 use crate::error::{Error, Result};
 use crate::sim::replica::Replica;
 use crate::sim::request::Request;
@@ -64,7 +65,7 @@ fn prefill_batch(rep: &mut Replica, reqs: &mut [Request], out: &mut Vec<(u32, u3
 fn decode_batch(rep: &mut Replica, reqs: &mut [Request], out: &mut Vec<(u32, u32)>) -> Result<()> {
     while let Some(s) = rep.running.pop_front() {
         if out.len() >= rep.max_micro_batch_size {
-            return Err(Error::Config(format!(
+            return Err(Error::SchedulerDeadEnd(format!(
                 "lightllm: more than batch_size_cap = {} requests are decoding",
                 rep.max_micro_batch_size
             )));
@@ -81,7 +82,8 @@ fn decode_batch(rep: &mut Replica, reqs: &mut [Request], out: &mut Vec<(u32, u32
     Ok(())
 }
 
-pub(super) fn next_batch(
+fn next_batch(
+    st: &mut LightLlm,
     rep: &mut Replica,
     reqs: &mut [Request],
     out: &mut Vec<(u32, u32)>,
@@ -89,24 +91,71 @@ pub(super) fn next_batch(
     if rep.running.is_empty() {
         prefill_batch(rep, reqs, out);
         if !out.is_empty() {
-            rep.num_waiting_iters = 0;
+            st.num_waiting_iters = 0;
         }
         return Ok(());
     }
-    if rep.num_waiting_iters >= rep.max_waiting_iters {
-        rep.num_waiting_iters = 0;
+    if st.num_waiting_iters >= st.max_waiting_iters {
+        st.num_waiting_iters = 0;
         prefill_batch(rep, reqs, out);
         if !out.is_empty() {
             return Ok(());
         }
     }
     if rep.can_allocate(rep.running.len() as u64) {
-        rep.num_waiting_iters += 1;
+        st.num_waiting_iters += 1;
         decode_batch(rep, reqs, out)
     } else {
-        Err(Error::Config(
+        Err(Error::SchedulerDeadEnd(
             "lightllm ran out of KV slots while decoding (Vidur: \"OOM handling not implemented\")"
                 .into(),
         ))
+    }
+}
+
+/// Vidur's `lightllm` scheduler; its state counts the decode iterations since the last
+/// prefill attempt.
+#[derive(Debug)]
+pub(super) struct LightLlm {
+    max_waiting_iters: u32,
+    num_waiting_iters: u32,
+}
+
+impl LightLlm {
+    pub(super) fn new(cfg: &SchedulerConfig, _rep: &Replica) -> LightLlm {
+        LightLlm {
+            max_waiting_iters: cfg.max_waiting_iters,
+            num_waiting_iters: 0,
+        }
+    }
+}
+
+impl ReplicaScheduler for LightLlm {
+    fn next_batch(
+        &mut self,
+        rep: &mut Replica,
+        reqs: &mut [Request],
+        out: &mut Vec<(u32, u32)>,
+    ) -> Result<()> {
+        next_batch(self, rep, reqs, out)
+    }
+
+    fn check_admissible(&self, rep: &Replica, r: &Request) -> Result<()> {
+        let p = r.prefill as u64;
+        let total = (r.prefill + r.decode) as u64;
+        let fail = |reason: String| Err(Error::Unschedulable { id: r.id, reason });
+        if total >= rep.num_blocks {
+            return fail(format!(
+                "prompt + output = {total} tokens do not fit {} KV slots",
+                rep.num_blocks
+            ));
+        }
+        if p > rep.max_tokens_in_batch {
+            return fail(format!(
+                "its prompt of {p} tokens exceeds max_tokens_in_batch = {}",
+                rep.max_tokens_in_batch
+            ));
+        }
+        Ok(())
     }
 }

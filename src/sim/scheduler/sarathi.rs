@@ -2,7 +2,8 @@
 //! each, outside the budget), then continuing partial prefills, then new requests in strict FCFS
 //! order, prefills sharing `chunk_size` tokens. Restart-based preemption as in vllm.
 
-use super::{make_room_or_restart, sort_running};
+use super::{ReplicaScheduler, check_whole_prompt_blocks, make_room_or_restart, sort_running};
+use crate::sim::config::SchedulerConfig;
 use crate::error::Result;
 use crate::sim::replica::Replica;
 use crate::sim::request::Request;
@@ -17,14 +18,15 @@ fn next_tokens(rep: &Replica, r: &Request, batch_tokens: i64) -> u32 {
     left.min(rep.chunk_size - batch_tokens).max(0) as u32
 }
 
-pub(super) fn next_batch(
+fn next_batch(
+    st: &mut Sarathi,
     rep: &mut Replica,
     reqs: &mut [Request],
     out: &mut Vec<(u32, u32)>,
 ) -> Result<()> {
     let mut batch_tokens: i64 = 0;
-    let mut running_prefills = std::mem::take(&mut rep.scratch_a);
-    let mut skipped = std::mem::take(&mut rep.scratch_b);
+    let mut running_prefills = std::mem::take(&mut st.scratch_a);
+    let mut skipped = std::mem::take(&mut st.scratch_b);
     running_prefills.clear();
     skipped.clear();
     while !rep.running.is_empty() {
@@ -58,8 +60,8 @@ pub(super) fn next_batch(
     for &s in skipped.iter().rev() {
         rep.running.push_front(s);
     }
-    rep.scratch_a = running_prefills;
-    rep.scratch_b = skipped;
+    st.scratch_a = running_prefills;
+    st.scratch_b = skipped;
     sort_running(rep, reqs);
     while let Some(&s) = rep.waiting.front() {
         if rep.num_in_map == rep.batch_size_cap || out.len() == rep.max_micro_batch_size {
@@ -78,4 +80,33 @@ pub(super) fn next_batch(
         out.push((s, next));
     }
     Ok(())
+}
+
+/// Vidur's `sarathi` scheduler; its state is two reusable buffers (no allocation per
+/// iteration).
+#[derive(Debug, Default)]
+pub(super) struct Sarathi {
+    scratch_a: Vec<u32>,
+    scratch_b: Vec<u32>,
+}
+
+impl Sarathi {
+    pub(super) fn new(_cfg: &SchedulerConfig, _rep: &Replica) -> Sarathi {
+        Sarathi::default()
+    }
+}
+
+impl ReplicaScheduler for Sarathi {
+    fn next_batch(
+        &mut self,
+        rep: &mut Replica,
+        reqs: &mut [Request],
+        out: &mut Vec<(u32, u32)>,
+    ) -> Result<()> {
+        next_batch(self, rep, reqs, out)
+    }
+
+    fn check_admissible(&self, rep: &Replica, r: &Request) -> Result<()> {
+        check_whole_prompt_blocks(rep, r, None)
+    }
 }

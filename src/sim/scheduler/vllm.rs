@@ -1,12 +1,16 @@
 //! Vidur's `vllm` scheduler (vLLM v0): prefill-first without mixing, whole prompts, a padded
 //! token budget `len(batch) × max(tokens) ≤ max_tokens_in_batch`, restart-based preemption.
 
-use super::{make_room_or_restart, sort_running, whole_prompt_or_one};
+use super::{
+    ReplicaScheduler, check_whole_prompt_blocks, make_room_or_restart, sort_running,
+    whole_prompt_or_one,
+};
+use crate::sim::config::SchedulerConfig;
 use crate::error::Result;
 use crate::sim::replica::Replica;
 use crate::sim::request::Request;
 
-pub(super) fn next_batch(
+fn next_batch(
     rep: &mut Replica,
     reqs: &mut [Request],
     out: &mut Vec<(u32, u32)>,
@@ -44,4 +48,29 @@ pub(super) fn next_batch(
         }
     }
     Ok(())
+}
+
+/// Vidur's `vllm` scheduler (no state of its own).
+#[derive(Debug)]
+pub(super) struct Vllm;
+
+impl Vllm {
+    pub(super) fn new(_cfg: &SchedulerConfig, _rep: &Replica) -> Vllm {
+        Vllm
+    }
+}
+
+impl ReplicaScheduler for Vllm {
+    fn next_batch(
+        &mut self,
+        rep: &mut Replica,
+        reqs: &mut [Request],
+        out: &mut Vec<(u32, u32)>,
+    ) -> Result<()> {
+        next_batch(rep, reqs, out)
+    }
+
+    fn check_admissible(&self, rep: &Replica, r: &Request) -> Result<()> {
+        check_whole_prompt_blocks(rep, r, Some(rep.max_tokens_in_batch))
+    }
 }

@@ -26,7 +26,9 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use crate::error::Result;
+use super::ReplicaScheduler;
+use crate::error::{Error, Result};
+use crate::sim::config::SchedulerConfig;
 use crate::sim::replica::Replica;
 use crate::sim::request::Request;
 
@@ -35,7 +37,7 @@ type BlockKey = (u64, u32);
 
 /// The KV block pool with its prefix cache.
 #[derive(Debug, Default)]
-pub(crate) struct BlockPool {
+struct BlockPool {
     /// Free blocks in eviction order (head first), as (block, generation); entries whose
     /// generation is stale were taken out of the queue by a cache hit.
     free: VecDeque<(u32, u32)>,
@@ -110,17 +112,17 @@ fn computed(r: &Request) -> u64 {
 }
 
 /// Gives slot `s` the blocks for `n` more tokens; false (nothing taken) when too few are free.
-fn allocate(rep: &mut Replica, reqs: &mut [Request], s: u32, n: u64) -> bool {
+fn allocate(pool: &mut BlockPool, rep: &mut Replica, reqs: &mut [Request], s: u32, n: u64) -> bool {
     let bs = rep.block_size;
     let r = &reqs[s as usize];
-    let held = rep.v1.held.get(&s).map_or(0, Vec::len) as u64;
+    let held = pool.held.get(&s).map_or(0, Vec::len) as u64;
     let need = (computed(r) + n).div_ceil(bs).saturating_sub(held);
-    if need > rep.v1.num_free {
+    if need > pool.num_free {
         return false;
     }
     for _ in 0..need {
-        let b = rep.v1.pop_free();
-        rep.v1.held.entry(s).or_default().push(b);
+        let b = pool.pop_free();
+        pool.held.entry(s).or_default().push(b);
     }
     if need > 0 {
         rep.allocate(&mut reqs[s as usize], need);
@@ -129,44 +131,44 @@ fn allocate(rep: &mut Replica, reqs: &mut [Request], s: u32, n: u64) -> bool {
 }
 
 /// Frees slot `s`'s blocks: full blocks of computed tokens stay cached until reused.
-fn free(rep: &mut Replica, reqs: &mut [Request], s: u32) {
+fn free(pool: &mut BlockPool, rep: &mut Replica, reqs: &mut [Request], s: u32) {
     let r = &reqs[s as usize];
     let full = (computed(r) / rep.block_size) as usize;
     let id = r.id;
-    let blocks = rep.v1.held.remove(&s).unwrap_or_default();
+    let blocks = pool.held.remove(&s).unwrap_or_default();
     for (i, &b) in blocks.iter().enumerate().rev() {
         if i < full {
             let key = (id, i as u32);
-            if let Some(old) = rep.v1.cached.insert(key, b) {
-                rep.v1.content[old as usize] = None;
+            if let Some(old) = pool.cached.insert(key, b) {
+                pool.content[old as usize] = None;
             }
-            rep.v1.content[b as usize] = Some(key);
+            pool.content[b as usize] = Some(key);
         }
-        rep.v1.push_free(b);
+        pool.push_free(b);
     }
     rep.free(&mut reqs[s as usize]);
 }
 
 /// Preempts slot `s` (recompute): blocks freed (cached), progress dropped, back to the head
 /// of the waiting queue.
-fn preempt(rep: &mut Replica, reqs: &mut [Request], s: u32) {
-    free(rep, reqs, s);
+fn preempt(pool: &mut BlockPool, rep: &mut Replica, reqs: &mut [Request], s: u32) {
+    free(pool, rep, reqs, s);
     reqs[s as usize].restart();
     rep.waiting.push_front(s);
-    rep.v1.preemptions += 1;
+    pool.preemptions += 1;
 }
 
 /// Prefix-cache lookup for a waiting request: takes its cached leading full blocks (at most
 /// `⌊(tokens − 1)/block_size⌋`) and marks their tokens computed. Returns the tokens hit.
-fn lookup(rep: &mut Replica, reqs: &mut [Request], s: u32) -> u64 {
+fn lookup(pool: &mut BlockPool, rep: &mut Replica, reqs: &mut [Request], s: u32) -> u64 {
     let r = &reqs[s as usize];
-    debug_assert!(r.processed == 0 && !rep.v1.held.contains_key(&s));
+    debug_assert!(r.processed == 0 && !pool.held.contains_key(&s));
     let max_blocks = (r.prefill as u64).saturating_sub(1) / rep.block_size;
     let id = r.id;
     let mut hit = Vec::new();
     for i in 0..max_blocks as u32 {
-        match rep.v1.cached.get(&(id, i)) {
-            Some(&b) if rep.v1.in_free[b as usize] => hit.push(b),
+        match pool.cached.get(&(id, i)) {
+            Some(&b) if pool.in_free[b as usize] => hit.push(b),
             _ => break,
         }
     }
@@ -174,11 +176,11 @@ fn lookup(rep: &mut Replica, reqs: &mut [Request], s: u32) -> u64 {
         return 0;
     }
     for &b in &hit {
-        rep.v1.take_cached(b);
+        pool.take_cached(b);
     }
-    rep.v1.hits += hit.len() as u64;
+    pool.hits += hit.len() as u64;
     let n = hit.len() as u64;
-    rep.v1.held.insert(s, hit);
+    pool.held.insert(s, hit);
     rep.allocate(&mut reqs[s as usize], n);
     let tokens = n * rep.block_size;
     reqs[s as usize].processed = tokens as u32;
@@ -186,17 +188,18 @@ fn lookup(rep: &mut Replica, reqs: &mut [Request], s: u32) -> u64 {
 }
 
 /// Undoes a lookup whose request could not be admitted (its hit blocks go back, still cached).
-fn unlookup(rep: &mut Replica, reqs: &mut [Request], s: u32) {
-    free(rep, reqs, s);
+fn unlookup(pool: &mut BlockPool, rep: &mut Replica, reqs: &mut [Request], s: u32) {
+    free(pool, rep, reqs, s);
     reqs[s as usize].processed = 0;
 }
 
-pub(super) fn next_batch(
+fn next_batch(
+    pool: &mut BlockPool,
     rep: &mut Replica,
     reqs: &mut [Request],
     out: &mut Vec<(u32, u32)>,
 ) -> Result<()> {
-    rep.v1.init(rep.num_blocks);
+    pool.init(rep.num_blocks);
     let mut budget = rep.max_tokens_in_batch;
     let mut preempted = false;
     let mut i = 0;
@@ -209,9 +212,9 @@ pub(super) fn next_batch(
             ((r.prefill - r.processed) as u64).min(budget)
         };
         let mut scheduled = true;
-        while !allocate(rep, reqs, s, n) {
+        while !allocate(pool, rep, reqs, s, n) {
             let victim = rep.running.pop_back().expect("s is running");
-            preempt(rep, reqs, victim);
+            preempt(pool, rep, reqs, victim);
             preempted = true;
             if victim == s {
                 scheduled = false;
@@ -232,12 +235,12 @@ pub(super) fn next_batch(
         let Some(&s) = rep.waiting.front() else {
             break;
         };
-        let hit = lookup(rep, reqs, s);
+        let hit = lookup(pool, rep, reqs, s);
         let r = &reqs[s as usize];
         let n = (r.prefill as u64 - hit).min(budget);
-        if !allocate(rep, reqs, s, n) {
+        if !allocate(pool, rep, reqs, s, n) {
             if hit > 0 {
-                unlookup(rep, reqs, s);
+                unlookup(pool, rep, reqs, s);
             }
             break;
         }
@@ -249,13 +252,59 @@ pub(super) fn next_batch(
     Ok(())
 }
 
-pub(super) fn on_batch_end(rep: &mut Replica, reqs: &mut [Request], batch: &[u32]) {
+fn on_batch_end(pool: &mut BlockPool, rep: &mut Replica, reqs: &mut [Request], batch: &[u32]) {
     for &s in batch {
         if reqs[s as usize].completed {
-            free(rep, reqs, s);
+            free(pool, rep, reqs, s);
             if let Some(p) = rep.running.iter().position(|&x| x == s) {
                 rep.running.remove(p);
             }
         }
+    }
+}
+
+/// vLLM 0.24's V1 scheduler; its state is the KV block pool with its prefix cache.
+#[derive(Debug, Default)]
+pub(super) struct VllmV1 {
+    pool: BlockPool,
+}
+
+impl VllmV1 {
+    pub(super) fn new(_cfg: &SchedulerConfig, _rep: &Replica) -> VllmV1 {
+        VllmV1::default()
+    }
+}
+
+impl ReplicaScheduler for VllmV1 {
+    fn next_batch(
+        &mut self,
+        rep: &mut Replica,
+        reqs: &mut [Request],
+        out: &mut Vec<(u32, u32)>,
+    ) -> Result<()> {
+        next_batch(&mut self.pool, rep, reqs, out)
+    }
+
+    fn on_batch_end(&mut self, rep: &mut Replica, reqs: &mut [Request], batch: &[u32]) {
+        on_batch_end(&mut self.pool, rep, reqs, batch);
+    }
+
+    fn check_admissible(&self, rep: &Replica, r: &Request) -> Result<()> {
+        // Blocks are allocated per step; the whole sequence must fit the pool (less vLLM's
+        // null block) eventually.
+        let total = (r.prefill + r.decode) as u64;
+        let full = total.div_ceil(rep.block_size);
+        if full + 1 > rep.num_blocks {
+            return Err(Error::Unschedulable {
+                id: r.id,
+                reason: format!(
+                    "prompt + output = {total} tokens need {full} KV blocks of {} tokens, more \
+                     than the server's {} usable",
+                    rep.block_size,
+                    rep.num_blocks.saturating_sub(1)
+                ),
+            });
+        }
+        Ok(())
     }
 }

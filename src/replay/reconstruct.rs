@@ -1,13 +1,14 @@
 //! Engine steps recovered from any recorded run of a FIFO continuous-batching server, with
 //! their composition: how many requests decoded, which prompt chunks were prefilled, how much
 //! KV context was read, and how long the step took. This turns every recording (not only the
-//! controlled experiments of [`super::step::Experiment`]) into step-time observations,
+//! controlled experiments of [`super::experiment::Experiment`]) into step-time observations,
 //! framework overhead, serving path and all.
 //!
 //! The client sees each step as a cluster of chunk times ([`extract_steps`]): which requests got
 //! a token, and for which request it was the first. What it does not see is prefill chunks
 //! that produce no token. [`run_steps`] fills them in by running the server's policy
-//! (`shared/hfcb/SPEC.md` §3: decodes first, then prompts in arrival order in what is left of
+//! (transformers' `generation/continuous_batching/scheduler.py`, as `sim/scheduler/hf_cb.rs`
+//! models it: decodes first, then prompts in arrival order in what is left of
 //! the token budget, a prompt split across steps when it does not fit) against the observed
 //! steps, with the observed first tokens as ground truth:
 //!
@@ -23,7 +24,9 @@
 //! that cannot have finished in its first-token step) are marked inconsistent and should not
 //! be fitted; on the H100 goldens that is 0.5–2% of the steps below the knee.
 
-use super::step::{GraphKey, ObservedStep, Padding, StepObservation, extract_steps};
+use super::step_profile::StepObservation;
+use super::steps::{ObservedStep, extract_steps};
+use crate::exec::step::{GraphKey, Padding, StepModel};
 use crate::fixture::Run;
 
 /// One engine step of a recorded run.
@@ -273,7 +276,7 @@ pub fn infer_captured(
     run: &Run,
     gap_s: f64,
     token_budget: u32,
-    model: &super::step::StepModel,
+    model: &StepModel,
     serving_delay_s: f64,
 ) -> (Vec<GraphKey>, Vec<GraphKey>) {
     let mut first: std::collections::HashSet<GraphKey> = std::collections::HashSet::new();
@@ -312,7 +315,7 @@ pub fn session_observations(
     gap_s: f64,
     token_budget: u32,
     padding: &Padding,
-    model: Option<&super::step::StepModel>,
+    model: Option<&StepModel>,
 ) -> (Vec<StepObservation>, Vec<f64>) {
     let mut seen: std::collections::HashSet<GraphKey> = std::collections::HashSet::new();
     let mut obs = Vec::new();
