@@ -56,7 +56,7 @@
 //! (A100, Llama-3-8B TP1 and Llama-2-70B TP2, forests of 250 trees of depth 16) the MAPE over
 //! the whole prediction grid is about 0.5 % averaged over operators, 0.3–0.6 % for every
 //! linear op, all-reduce and decode attention, and 1.3 % for prefill attention (see the
-//! `llama*_within_3_percent_of_vidur` tests in `tests/integration/vidur_profile.rs`;
+//! `llama*_within_3_percent_of_vidur` tests in `cli/tests/integration/vidur_profile.rs`;
 //! [`grid_mape`] measures it).
 //!
 //! Prefill is where the two differ most, and for a physical reason: the profiled prefill times

@@ -1,6 +1,6 @@
 //! Reading, filtering and interpolating synthetic profiles written to a temp folder; error
 //! messages; [`grid_mape`] on a known error. The comparison with Vidur's own tables on real
-//! profiles is in `tests/integration/vidur_profile.rs`.
+//! profiles is in `cli/tests/integration/vidur_profile.rs`.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
