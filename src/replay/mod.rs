@@ -21,10 +21,13 @@ pub mod simulate;
 pub mod step_profile;
 pub mod steps;
 
-pub use calibrate::calibrate;
+pub use calibrate::{Calibration, calibrate};
 pub use experiment::{Experiment, serving_delay};
 pub use history::{History, Served, WarmUp, session_history};
 pub use preset::{Preset, SchedulerKnobs, ServerKind};
-pub use simulate::{Replay, replay, replay_delayed, replay_workload};
+pub use simulate::{
+    Delays, FRONTEND_PASSES, Replay, open_streams, replay, replay_delayed, replay_frontend,
+    replay_workload,
+};
 pub use step_profile::{StepObservation, StepProfile, fit_prefill_steps};
 pub use steps::{ObservedStep, PrefillStep, STEP_GAP_S, extract_steps, prefill_steps};

@@ -12,6 +12,7 @@ use crate::exec::step::{GraphKey, StepExec};
 use crate::fixture::{Run, RunMeta, Source};
 use crate::sim::{RecordSink, RequestRecord, SimConfig, Simulator};
 use crate::workload::RequestSpec;
+use std::collections::HashMap;
 
 impl Preset {
     /// Replays `real` under this preset on a server that has served nothing before: every step
@@ -135,12 +136,15 @@ impl Preset {
     }
 
     fn replay_with(&self, real: &Run, exec: &dyn ExecModel) -> Result<Run> {
-        replay_delayed(
+        replay_frontend(
             real,
             self.sim_config(),
             exec,
-            self.step.arrival_delay_s,
-            self.step.serving_delay_s,
+            &Delays {
+                arrival_s: self.step.arrival_delay_s,
+                arrival_per_stream_s: self.step.arrival_delay_per_stream_s,
+                serving_s: self.step.serving_delay_s,
+            },
             &self.name,
         )
     }
@@ -289,6 +293,90 @@ pub fn replay(
     replay_delayed(real, cfg, exec, 0.0, serving_delay_s, label)
 }
 
+/// The client-visible delays of a replay (a [`StepProfile`](super::StepProfile)'s
+/// `arrival_delay_s`, `arrival_delay_per_stream_s` and `serving_delay_s`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Delays {
+    /// Send → the server's scheduler queue, on an idle frontend.
+    pub arrival_s: f64,
+    /// Added to the way in per response stream open at the request's send time.
+    pub arrival_per_stream_s: f64,
+    /// End of a token's step → the client, plus the way in.
+    pub serving_s: f64,
+}
+
+/// Most passes of [`replay_frontend`]: each recounts the streams open at every send time
+/// from the previous pass's simulation (never from the real run's timing).
+pub const FRONTEND_PASSES: usize = 4;
+
+/// [`replay_delayed`] with a frontend whose way in grows with the response streams it is
+/// feeding: request `i` reaches the scheduler `arrival_s + arrival_per_stream_s × n_i` after
+/// its send, `n_i` = the simulated requests sent before it whose last token has not reached
+/// the client yet. `n_i` depends on the simulation, so the replay starts from `n = 0` and is
+/// repeated with the previous pass's counts until they settle (at most [`FRONTEND_PASSES`]
+/// passes). Without the per-stream term this is exactly [`replay_delayed`].
+pub fn replay_frontend(
+    real: &Run,
+    cfg: SimConfig,
+    exec: &dyn ExecModel,
+    d: &Delays,
+    label: &str,
+) -> Result<Run> {
+    if d.arrival_per_stream_s == 0.0 {
+        return replay_delayed(real, cfg, exec, d.arrival_s, d.serving_s, label);
+    }
+    let mut extra: HashMap<u64, f64> = HashMap::new();
+    let mut run = replay_extra(real, cfg.clone(), exec, d, &extra, label)?;
+    for _ in 1..FRONTEND_PASSES {
+        let next = open_streams(&run, d.arrival_per_stream_s);
+        let settled = next
+            .iter()
+            .all(|(id, x)| (x - extra.get(id).copied().unwrap_or(0.0)).abs() < 1e-4);
+        if settled {
+            break;
+        }
+        extra = next;
+        run = replay_extra(real, cfg.clone(), exec, d, &extra, label)?;
+    }
+    Ok(run)
+}
+
+/// Per request of `run`: `per_stream ×` the requests sent before it whose last chunk reached
+/// the client after its send.
+pub fn open_streams(run: &Run, per_stream: f64) -> HashMap<u64, f64> {
+    let mut by_sent: Vec<(u64, f64, f64)> = run
+        .requests
+        .iter()
+        .map(|r| {
+            let sent = r.sent.unwrap_or(r.scheduled);
+            let end = r.chunks.last().map_or(sent, |c| c.t);
+            (r.id, sent, end)
+        })
+        .collect();
+    by_sent.sort_by(|a, b| a.1.total_cmp(&b.1));
+    let mut ends: Vec<f64> = Vec::with_capacity(by_sent.len());
+    let mut out = HashMap::with_capacity(by_sent.len());
+    for (id, sent, end) in by_sent {
+        // Open at this send: sent earlier (all of `ends`), ending later.
+        let open = ends.len() - ends.partition_point(|&e| e <= sent);
+        out.insert(id, per_stream * open as f64);
+        let at = ends.partition_point(|&e| e <= end);
+        ends.insert(at, end);
+    }
+    out
+}
+
+fn replay_extra(
+    real: &Run,
+    cfg: SimConfig,
+    exec: &dyn ExecModel,
+    d: &Delays,
+    extra: &HashMap<u64, f64>,
+    label: &str,
+) -> Result<Run> {
+    replay_shifted(real, cfg, exec, d.arrival_s, d.serving_s, extra, label)
+}
+
 /// [`replay`] where each request reaches the simulated server `arrival_delay_s` after its
 /// send time and each token reaches the client `serving_delay_s − arrival_delay_s` after its
 /// step (so an idle server's TTFT is one step plus `serving_delay_s`, as in [`replay`]).
@@ -300,10 +388,34 @@ pub fn replay_delayed(
     serving_delay_s: f64,
     label: &str,
 ) -> Result<Run> {
+    let none = HashMap::new();
+    replay_shifted(
+        real,
+        cfg,
+        exec,
+        arrival_delay_s,
+        serving_delay_s,
+        &none,
+        label,
+    )
+}
+
+/// [`replay_delayed`] with `extra[id]` more on the way in of request `id`.
+fn replay_shifted(
+    real: &Run,
+    cfg: SimConfig,
+    exec: &dyn ExecModel,
+    arrival_delay_s: f64,
+    serving_delay_s: f64,
+    extra: &HashMap<u64, f64>,
+    label: &str,
+) -> Result<Run> {
     let mut workload = replay_workload(real);
     for w in &mut workload {
-        w.arrival_s += arrival_delay_s;
+        w.arrival_s += arrival_delay_s + extra.get(&w.id).copied().unwrap_or(0.0);
     }
+    // Stable: with no extra delay the order is the send order, as before.
+    workload.sort_by(|a, b| a.arrival_s.total_cmp(&b.arrival_s));
     if workload.is_empty() {
         return Err(Error::NothingToReplay);
     }
@@ -336,7 +448,7 @@ pub fn replay_delayed(
         if let Some(orig) = by_id.get(&r.id) {
             r.scheduled = orig.scheduled;
             r.output_tokens = orig.output_tokens;
-            if arrival_delay_s != 0.0 {
+            if arrival_delay_s != 0.0 || !extra.is_empty() {
                 r.sent = orig.sent.or(Some(orig.scheduled));
             }
         }

@@ -220,12 +220,22 @@ pub struct StepProfile {
     /// delays arrivals by this and tokens by `serving_delay_s − arrival_delay_s`.
     #[serde(default)]
     pub arrival_delay_s: f64,
+    /// Added to the way in per response stream already open when a request is sent: a server
+    /// whose frontend (HTTP, detokenisation, SSE writes) runs on one event loop admits a
+    /// request later the more streams it is feeding (vLLM's API server). 0: no such term
+    /// (and not written, so older profiles read back byte for byte).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub arrival_delay_per_stream_s: f64,
     /// Fit quality: RMS and largest relative residual.
     pub fit_rms_rel: f64,
     /// Largest relative residual.
     pub fit_max_rel: f64,
     /// The observations the model was fitted on.
     pub observations: Vec<StepObservation>,
+}
+
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
 }
 
 impl StepProfile {

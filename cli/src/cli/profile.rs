@@ -79,6 +79,11 @@ pub enum ProfileCommand {
         /// (vLLM 0.24).
         #[arg(long, default_value = "hfcb")]
         server: String,
+        /// Also calibrate the frontend's extra way in per open response stream, over 0 to this
+        /// many ms in steps of 0.1 ms (0: no such term). vLLM's API server admits a request
+        /// later the more streams it feeds.
+        #[arg(long, default_value_t = 0.0)]
+        per_stream_max_ms: f64,
     },
 }
 
@@ -140,11 +145,21 @@ pub fn main(cmd: ProfileCommand) -> Result<i32> {
             runs,
             output,
             server,
-        } => calibrate(&profile, &runs, &output, &server),
+            per_stream_max_ms,
+        } => calibrate(&profile, &runs, &output, &server, per_stream_max_ms),
     }
 }
 
-fn calibrate(profile: &Path, runs: &[PathBuf], output: &Path, server: &str) -> Result<i32> {
+fn calibrate(
+    profile: &Path,
+    runs: &[PathBuf],
+    output: &Path,
+    server: &str,
+    per_stream_max_ms: f64,
+) -> Result<i32> {
+    if !(0.0..=10.0).contains(&per_stream_max_ms) {
+        bail!("--per-stream-max-ms: {per_stream_max_ms} is not between 0 and 10");
+    }
     let step = StepProfile::from_file(profile)?;
     let preset = match server {
         "hfcb" => simfid::replay::Preset::hf_cb_qwen3_h100(step)?,
@@ -163,17 +178,21 @@ fn calibrate(profile: &Path, runs: &[PathBuf], output: &Path, server: &str) -> R
     // Arrival delay 0 to 20 ms in steps of 1 ms; serving delay 0 to 30 ms in steps of 0.5 ms.
     let arrival: Vec<f64> = (0..=20).map(|i| i as f64 * 1e-3).collect();
     let delay: Vec<f64> = (0..=60).map(|i| i as f64 * 0.5e-3).collect();
-    let (a, d, score) = simfid::replay::calibrate(&preset, &with_history, &arrival, &delay)?;
+    let steps = (per_stream_max_ms * 10.0).round() as usize;
+    let per_stream: Vec<f64> = (0..=steps).map(|i| i as f64 * 0.1e-3).collect();
+    let c = simfid::replay::calibrate(&preset, &with_history, &arrival, &delay, &per_stream)?;
     let mut out = preset.step.clone();
-    out.arrival_delay_s = a;
-    out.serving_delay_s = d;
+    out.arrival_delay_s = c.arrival_delay_s;
+    out.serving_delay_s = c.serving_delay_s;
+    out.arrival_delay_per_stream_s = c.arrival_delay_per_stream_s;
     std::fs::write(output, serde_json::to_string_pretty(&out)?)
         .with_context(|| output.display().to_string())?;
     println!(
-        "calibrated: arrival delay {:.1} ms, serving delay {:.1} ms (RMS relative error of the calibration summary {:.1}%); wrote {}",
-        a * 1e3,
-        d * 1e3,
-        score.sqrt() * 100.0,
+        "calibrated: arrival delay {:.1} ms, serving delay {:.1} ms, {:.1} ms more on the way in per open stream (RMS relative error of the calibration summary {:.1}%); wrote {}",
+        c.arrival_delay_s * 1e3,
+        c.serving_delay_s * 1e3,
+        c.arrival_delay_per_stream_s * 1e3,
+        c.score.sqrt() * 100.0,
         output.display()
     );
     Ok(0)
@@ -457,6 +476,7 @@ fn fit(a: &FitArgs) -> Result<i32> {
         step: model.clone(),
         serving_delay_s: delay,
         arrival_delay_s: 0.0,
+        arrival_delay_per_stream_s: 0.0,
         fit_rms_rel: rms,
         fit_max_rel: max,
         observations: obs.clone(),

@@ -28,6 +28,7 @@ fn preset() -> Preset {
             step,
             serving_delay_s: 0.004,
             arrival_delay_s: 0.0,
+            arrival_delay_per_stream_s: 0.0,
             fit_rms_rel: 0.0,
             fit_max_rel: 0.0,
             observations: vec![],

@@ -485,13 +485,27 @@ fn the_shipped_profile_is_what_the_commands_make() {
         .iter()
         .map(|n| (golden(n), Vec::new()))
         .collect();
-    let (a, dl) = (shipped.step.arrival_delay_s, shipped.step.serving_delay_s);
+    let (a, dl, b) = (
+        shipped.step.arrival_delay_s,
+        shipped.step.serving_delay_s,
+        shipped.step.arrival_delay_per_stream_s,
+    );
+    assert!(b > 0.0, "the shipped profile has a frontend term");
     let grid = |x: f64, step: f64| vec![x - step, x, x + step];
-    let (ca, cd, _) =
-        simfid::replay::calibrate(&shipped, &runs, &grid(a, 1e-3), &grid(dl, 0.5e-3)).unwrap();
+    let c = simfid::replay::calibrate(
+        &shipped,
+        &runs,
+        &grid(a, 1e-3),
+        &grid(dl, 0.5e-3),
+        &grid(b, 0.1e-3),
+    )
+    .unwrap();
+    let near = |x: f64, y: f64| (x - y).abs() < 1e-9;
     assert!(
-        (ca - a).abs() < 1e-9 && (cd - dl).abs() < 1e-9,
-        "{ca} {cd} vs {a} {dl}"
+        near(c.arrival_delay_s, a)
+            && near(c.serving_delay_s, dl)
+            && near(c.arrival_delay_per_stream_s, b),
+        "{c:?} vs {a} {dl} {b}"
     );
 }
 
@@ -543,4 +557,46 @@ fn library_and_cli_give_the_same_report() {
             }
         }
     }
+}
+
+#[test]
+fn the_frontend_term_counts_open_streams_from_the_simulation() {
+    // `open_streams` counts, per request, the requests sent before it whose last chunk reaches
+    // the client after its send: the same as counting by brute force.
+    let real = golden("calib-poisson-36qps");
+    let preset = Preset::for_run(&real).unwrap();
+    let b = preset.step.arrival_delay_per_stream_s;
+    assert!(b > 0.0);
+    let sim = preset.replay(&real).unwrap();
+    let counted = simfid::replay::open_streams(&sim, 1.0);
+    let span = |r: &simfid::fixture::RequestRun| {
+        let sent = r.sent.unwrap_or(r.scheduled);
+        (sent, r.chunks.last().map_or(sent, |c| c.t))
+    };
+    for r in &sim.requests {
+        let (sent, _) = span(r);
+        let open = sim
+            .requests
+            .iter()
+            .filter(|o| {
+                let (s, e) = span(o);
+                o.id != r.id && s < sent && e > sent
+            })
+            .count();
+        assert_eq!(counted[&r.id], open as f64, "request {}", r.id);
+    }
+    // Without the term the replay is the plain delayed one; with it, every request waits at
+    // least as long for its first token and the median wait grows by about b per open stream.
+    let mut plain = preset.clone();
+    plain.step.arrival_delay_per_stream_s = 0.0;
+    let base = plain.replay(&real).unwrap();
+    let (with, without) = (p50(&sim, Metric::Ttft), p50(&base, Metric::Ttft));
+    let mut streams: Vec<f64> = counted.values().copied().collect();
+    streams.sort_by(f64::total_cmp);
+    let median_open = streams[streams.len() / 2];
+    assert!(with > without, "{with} <= {without}");
+    assert!(
+        with - without > 0.3 * b * median_open && with - without < 3.0 * b * median_open,
+        "TTFT p50 {without} -> {with} s with {median_open} streams open at the median"
+    );
 }
