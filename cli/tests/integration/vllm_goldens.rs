@@ -337,9 +337,9 @@ fn pin_report(name: &str) {
 #[test]
 fn what_holds_below_the_knee() {
     // Judging runs below the knee (8-40 req/s; calibration used 12 and 36 only): E2E and
-    // TPOT medians within 30%, TTFT medians within 35% (the simulator is low on every one:
-    // vLLM's frontend adds delays the model does not have; the three repeats of 24 req/s
-    // alone spread 35-57 ms at TTFT p50).
+    // TPOT medians within 30%, TTFT medians within 35% (low on all but 40 req/s, even with the
+    // frontend's per-stream term: the three repeats of 24 req/s alone spread 35-57 ms at TTFT
+    // p50, and 8 req/s is slower than 12 req/s on the real server).
     for name in [
         "judge-poisson-8qps",
         "judge-poisson-16qps",
@@ -393,9 +393,10 @@ fn p99_is_decided_on_the_1000_request_goldens() {
 }
 
 #[test]
-fn the_knee_is_within_one_step_of_the_sweep() {
+fn the_knee_is_where_the_real_one_is() {
     // The knee: the lowest rate whose TTFT median exceeds twice the one at 8 req/s. Real:
-    // 48 req/s; simulated: 56 req/s (the next rate of the sweep).
+    // 48 req/s; simulated: 48 req/s too (56 before the frontend term: the TTFT of a server
+    // feeding more streams grows faster than its engine's queue alone makes it).
     let rates = [8, 16, 24, 32, 40, 48, 56];
     let curve: Vec<(u32, f64, f64)> = rates
         .iter()
@@ -415,7 +416,7 @@ fn the_knee_is_within_one_step_of_the_sweep() {
         curve.iter().find(|c| pick(c) > 2.0 * base).map(|c| c.0)
     };
     assert_eq!(knee(|c| c.1), Some(48), "{curve:?}");
-    assert_eq!(knee(|c| c.2), Some(56), "{curve:?}");
+    assert_eq!(knee(|c| c.2), Some(48), "{curve:?}");
 }
 
 #[test]
