@@ -6,9 +6,11 @@ use std::time::Instant;
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 use serde::Deserialize;
+use simfid::exec::step::StepExec;
 use simfid::exec::{ExecModel, ExecSpec};
 use simfid::fixture::{RunMeta, RunWriter, Source};
 use simfid::model::{DeviceSpec, ModelSpec};
+use simfid::replay::Preset;
 use simfid::sim::{
     GlobalSchedulerKind, ReplicaSchedulerKind, SimConfig, Simulator, VidurCsvWriter,
 };
@@ -46,8 +48,12 @@ pub struct SimulateArgs {
     /// Longest request the memory planner sizes for.
     #[arg(long)]
     pub max_request_tokens: Option<u32>,
-    /// Execution-time model: `roofline`, `tables:DIR` (Vidur prediction tables) or
-    /// `profile:MLP_CSV,ATTENTION_CSV` (Vidur operator profiles).
+    /// Execution-time model: `preset:NAME` (a built-in preset's scheduler and measured step
+    /// profile), `roofline`, `tables:DIR` (Vidur prediction tables) or
+    /// `profile:MLP_CSV,ATTENTION_CSV` (Vidur operator profiles). Default: the measured
+    /// preset of the model and GPU when there is one and no other scheduler is asked for
+    /// (Qwen3-0.6B on h100: `h100-qwen3-0.6b-hfcb`; on h200: `h200-qwen3-0.6b-vllm`), else
+    /// `roofline`.
     #[arg(long)]
     pub exec: Option<String>,
     /// Workload CSV: trace replay (`arrived_at,num_prefill_tokens,num_decode_tokens`), or
@@ -227,11 +233,101 @@ pub fn engine_config(a: &SimulateArgs) -> Result<(ModelSpec, ReplicaSchedulerKin
     Ok((model, kind, cfg))
 }
 
+/// The built-in preset measured for this model and GPU, if any (`None` for other models,
+/// GPUs, or more than one GPU).
+fn measured_preset(
+    model: &ModelSpec,
+    device: &str,
+    tp: u32,
+    pp: u32,
+    replicas: u32,
+) -> Option<&'static str> {
+    if model.name != "Qwen/Qwen3-0.6B" || (tp, pp, replicas) != (1, 1, 1) {
+        return None;
+    }
+    match device {
+        "h100" => Some("h100-qwen3-0.6b-hfcb"),
+        "h200" => Some("h200-qwen3-0.6b-vllm"),
+        _ => None,
+    }
+}
+
+/// The preset `simulate` runs with: `--exec preset:NAME`, or by default the measured one of
+/// the model and GPU unless `--scheduler` asks for another scheduler than the preset's.
+fn chosen_preset(a: &SimulateArgs, model: &ModelSpec) -> Result<Option<Preset>> {
+    let name = match a.exec.as_deref() {
+        Some(spec) => match spec.strip_prefix("preset:") {
+            Some(name) => name.to_string(),
+            None => return Ok(None),
+        },
+        None => {
+            let e = &a.engine;
+            let Some(name) = measured_preset(
+                model,
+                &sim_device(a),
+                e.tp.unwrap_or(1),
+                a.pp.unwrap_or(1),
+                a.replicas.unwrap_or(1),
+            ) else {
+                return Ok(None);
+            };
+            let preset = Preset::builtin(name)?;
+            match &e.scheduler {
+                Some(s) if ReplicaSchedulerKind::parse(s)? != preset.scheduler.kind => {
+                    return Ok(None);
+                }
+                _ => return Ok(Some(preset)),
+            }
+        }
+    };
+    Ok(Some(Preset::builtin(&name)?))
+}
+
 /// Runs `simfid simulate`; returns the exit code.
 pub fn main(args: SimulateArgs) -> Result<i32> {
     let a = args.merged()?;
     let (model, kind, cfg) = engine_config(&a)?;
-    let (exec, exec_desc) = exec_model(a.exec.as_deref().unwrap_or("roofline"), &model, &cfg)?;
+    let preset = chosen_preset(&a, &model)?;
+    let (kind, cfg) = match &preset {
+        Some(p) => {
+            // The preset's scheduler and KV capacity; the flags given here still apply.
+            let mut c = p.sim_config();
+            let e = &a.engine;
+            let s = &mut c.scheduler;
+            s.chunk_size = e.chunk_size.unwrap_or(s.chunk_size);
+            s.batch_size_cap = e.batch_size_cap.unwrap_or(s.batch_size_cap);
+            s.block_size = e.block_size.unwrap_or(s.block_size);
+            s.num_blocks = e.num_blocks.or(s.num_blocks);
+            s.max_tokens_in_batch = e.max_tokens_in_batch.unwrap_or(s.max_tokens_in_batch);
+            c.max_request_tokens = a.max_request_tokens.unwrap_or(c.max_request_tokens);
+            c.seed = cfg.seed;
+            c.validate()?;
+            (p.scheduler.kind, c)
+        }
+        None => (kind, cfg),
+    };
+    let step_exec = preset.as_ref().map(|p| StepExec::new(&p.step.step));
+    let (owned, exec_desc) = match &preset {
+        Some(p) => (
+            None,
+            format!(
+                "preset {} (step profile measured on {}; engine times: a client sees each token \
+                 {:.1} ms later)",
+                p.name,
+                p.step.gpu.as_deref().unwrap_or("the server's GPU"),
+                p.step.serving_delay_s * 1e3
+            ),
+        ),
+        None => {
+            let (e, d) = exec_model(a.exec.as_deref().unwrap_or("roofline"), &model, &cfg)?;
+            (Some(e), d)
+        }
+    };
+    let exec: &dyn ExecModel = match (&step_exec, &owned) {
+        (Some(s), _) => s,
+        (None, Some(e)) => e.as_ref(),
+        (None, None) => unreachable!("an execution-time model is always built"),
+    };
 
     let qps = a.qps.unwrap_or(8.0);
     let arrival = match a.arrival.as_deref().unwrap_or("poisson") {
@@ -346,7 +442,7 @@ pub fn main(args: SimulateArgs) -> Result<i32> {
             .insert("execution_time_model".into(), exec_desc.clone().into());
         tee = tee.with_run(RunWriter::create(path, &meta)?);
     }
-    let mut sim = Simulator::new(cfg, exec.as_ref())?;
+    let mut sim = Simulator::new(cfg, exec)?;
     let start = Instant::now();
     let summary = sim.run(workload.requests.iter().copied(), &mut tee)?;
     let wall = start.elapsed().as_secs_f64();

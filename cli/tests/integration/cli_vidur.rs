@@ -197,9 +197,37 @@ fn simulate_runs_on_builtin_defaults_and_reads_toml() {
         stdout.contains("Qwen/Qwen3-0.6B") && stdout.contains("50 completed"),
         "{stdout}"
     );
+    // The built-in defaults (Qwen3-0.6B on an H100) have a measured preset: it is the default
+    // execution model, with its scheduler; the roofline is the explicit what-if.
+    assert!(
+        stdout.contains("(hf_cb scheduler)")
+            && stdout.contains("execution-time model: preset h100-qwen3-0.6b-hfcb"),
+        "{stdout}"
+    );
     let csv = std::fs::read_to_string(only_file(&dir.join("o1"), "request_metrics.csv")).unwrap();
     assert_eq!(csv.lines().count(), 51);
     assert!(csv.starts_with("Request Id,request_e2e_time,"));
+    for (args, expect) in [
+        (&["--exec", "roofline"][..], "(sarathi scheduler), workload"),
+        (
+            &["--scheduler", "sarathi"][..],
+            "execution-time model: roofline",
+        ),
+        (
+            &["--device", "h200"][..],
+            "execution-time model: preset h200-qwen3-0.6b-vllm",
+        ),
+        (&["--device", "a100"][..], "execution-time model: roofline"),
+    ] {
+        let mut full = vec!["simulate", "--num-requests", "20", "--output", "o3"];
+        full.extend_from_slice(args);
+        let out = simfid(&full, &dir);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains(expect),
+            "{args:?}: {stdout}"
+        );
+    }
 
     std::fs::write(
         dir.join("c.toml"),

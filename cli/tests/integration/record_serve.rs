@@ -83,7 +83,7 @@ fn serial_recorded_run_matches_offline_simulation_within_loopback_jitter() {
         String::from_utf8_lossy(&rec.stderr)
     );
     let sim = simfid()
-        .args(["simulate", "--workload"])
+        .args(["simulate", "--exec", "roofline", "--workload"])
         .arg(&w)
         .arg("--output")
         .arg(dir.path("sim"))
