@@ -326,7 +326,15 @@ pub fn replay_frontend(
         return replay_delayed(real, cfg, exec, d.arrival_s, d.serving_s, label);
     }
     let mut extra: HashMap<u64, f64> = HashMap::new();
-    let mut run = replay_extra(real, cfg.clone(), exec, d, &extra, label)?;
+    let mut run = replay_shifted(
+        real,
+        cfg.clone(),
+        exec,
+        d.arrival_s,
+        d.serving_s,
+        &extra,
+        label,
+    )?;
     for _ in 1..FRONTEND_PASSES {
         let next = open_streams(&run, d.arrival_per_stream_s);
         let settled = next
@@ -336,7 +344,15 @@ pub fn replay_frontend(
             break;
         }
         extra = next;
-        run = replay_extra(real, cfg.clone(), exec, d, &extra, label)?;
+        run = replay_shifted(
+            real,
+            cfg.clone(),
+            exec,
+            d.arrival_s,
+            d.serving_s,
+            &extra,
+            label,
+        )?;
     }
     Ok(run)
 }
@@ -364,17 +380,6 @@ pub fn open_streams(run: &Run, per_stream: f64) -> HashMap<u64, f64> {
         ends.insert(at, end);
     }
     out
-}
-
-fn replay_extra(
-    real: &Run,
-    cfg: SimConfig,
-    exec: &dyn ExecModel,
-    d: &Delays,
-    extra: &HashMap<u64, f64>,
-    label: &str,
-) -> Result<Run> {
-    replay_shifted(real, cfg, exec, d.arrival_s, d.serving_s, extra, label)
 }
 
 /// [`replay`] where each request reaches the simulated server `arrival_delay_s` after its
